@@ -1,0 +1,32 @@
+"""gangamon: job monitoring for Ganga-style job management, on trio's structured concurrency."""
+
+from ._astore import AsyncStore as AsyncStore
+from ._errors import (
+    GangamonError as GangamonError,
+    StaleTransition as StaleTransition,
+    StoreError as StoreError,
+    UnknownJob as UnknownJob,
+)
+from ._status import (
+    ACTIVE as ACTIVE,
+    FINAL as FINAL,
+    TRANSITIONS as TRANSITIONS,
+    IllegalTransition as IllegalTransition,
+    Status as Status,
+    UnknownStatus as UnknownStatus,
+    can_transition as can_transition,
+    check_transition as check_transition,
+    master_status as master_status,
+    parse_status as parse_status,
+)
+from ._store import (
+    JobRecord as JobRecord,
+    JournalEntry as JournalEntry,
+    NewJob as NewJob,
+    Outcome as Outcome,
+    Store as Store,
+    StoreStatistics as StoreStatistics,
+    Transition as Transition,
+)
+
+__version__ = "0.1.0"

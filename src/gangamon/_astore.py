@@ -1,0 +1,92 @@
+"""The job store for trio code: every call runs in a worker thread, one at a time.
+
+A store call is never abandoned half-way: on cancellation the running SQL statement is
+interrupted (its transaction rolls back whole) and we wait for the thread to let go of the
+connection before `Cancelled` propagates. So a cancelled write either committed entirely or
+left no trace, and the next call finds the connection free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+import trio
+
+from ._status import Status
+from ._store import (
+    JobRecord,
+    JournalEntry,
+    NewJob,
+    Outcome,
+    Store,
+    StoreStatistics,
+    Transition,
+)
+
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """Async face of a `Store`. Owns the store: use the store only through this object."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # Serialises callers; the thread limiter is private so that after a cancel we can
+        # wait for *our* abandoned thread alone to release it.
+        self._lock = trio.Lock()
+        self._thread = trio.CapacityLimiter(1)
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        async with self._lock:
+            try:
+                return await trio.to_thread.run_sync(
+                    fn, *args, limiter=self._thread, abandon_on_cancel=True
+                )
+            except trio.Cancelled:
+                self.store.interrupt()
+                with trio.CancelScope(shield=True):
+                    async with self._thread:  # released only when the thread has finished
+                        pass
+                raise
+
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> list[int]:
+        """See `Store.add_jobs`. Cancelled: either all the jobs were added or none."""
+        return await self._call(self.store.add_jobs, jobs)
+
+    async def apply(self, batch: Sequence[Transition]) -> list[Outcome]:
+        """See `Store.apply`. Cancelled: either the whole batch committed or none of it."""
+        return await self._call(self.store.apply, batch)
+
+    async def get(self, job: int) -> JobRecord:
+        return await self._call(self.store.get, job)
+
+    async def jobs(
+        self,
+        *,
+        backend: str | None = None,
+        statuses: Iterable[Status] | None = None,
+        parent: int | None = None,
+    ) -> list[JobRecord]:
+        def query() -> list[JobRecord]:
+            return self.store.jobs(backend=backend, statuses=statuses, parent=parent)
+
+        return await self._call(query)
+
+    async def active_jobs(self, backend: str | None = None) -> list[JobRecord]:
+        return await self._call(self.store.active_jobs, backend)
+
+    async def journal(self, *, after: int = 0, job: int | None = None) -> list[JournalEntry]:
+        def query() -> list[JournalEntry]:
+            return self.store.journal(after=after, job=job)
+
+        return await self._call(query)
+
+    async def aclose(self) -> None:
+        """Close the store once any running call has finished. Shielded from cancellation."""
+        with trio.CancelScope(shield=True):
+            async with self._lock:
+                await trio.to_thread.run_sync(self.store.close, limiter=self._thread)
+
+    def statistics(self) -> StoreStatistics:
+        return self.store.statistics()

@@ -1,0 +1,37 @@
+"""The typed errors of gangamon's public surface. Each message names the offending value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GangamonError(Exception):
+    """Base of every error gangamon raises on purpose."""
+
+
+class StoreError(GangamonError):
+    """The job store cannot be opened or used as asked."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"job store {str(self.path)!r}: {problem}")
+
+
+class UnknownJob(GangamonError, KeyError):
+    """A job id that the store does not hold."""
+
+    def __init__(self, job: object) -> None:
+        self.job = job
+        super().__init__(job)
+
+    def __str__(self) -> str:
+        return f"unknown job id {self.job!r}"
+
+
+class StaleTransition(GangamonError):
+    """A compare-and-set transition whose expected status is no longer the stored one."""
+
+    def __init__(self, job: int, expected: str, actual: str) -> None:
+        self.job, self.expected, self.actual = job, expected, actual
+        super().__init__(f"job {job}: expected status {expected!r} but the store has {actual!r}")

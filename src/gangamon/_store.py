@@ -1,0 +1,440 @@
+"""The durable job store: one SQLite file in WAL mode, a job table and a transition journal.
+
+Every status change is a compare-and-set: it applies only if the stored status is still the one
+the caller expected and Ganga's graph allows the move, and it is written together with its
+journal row in one transaction. A batch commits in one transaction. Job creation is journaled
+too (old status NULL), so replaying the journal reproduces the job table exactly.
+
+This module is synchronous; `gangamon._astore.AsyncStore` is the face trio code uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import StaleTransition, StoreError, UnknownJob
+from ._status import ACTIVE, IllegalTransition, Status, can_transition, master_status
+
+SCHEMA_VERSION = 1
+#: PRAGMA application_id of a gangamon store: "ggmn" in ASCII. Tells our files from others.
+APPLICATION_ID = 0x67676D6E
+
+_SCHEMA = """
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY,
+    parent        INTEGER REFERENCES jobs(id),
+    backend       TEXT NOT NULL,
+    backend_id    TEXT,
+    status        TEXT NOT NULL,
+    native_status TEXT,
+    created       REAL NOT NULL,
+    updated       REAL NOT NULL,
+    transitions   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_by_status ON jobs(status, backend);
+CREATE INDEX jobs_by_parent ON jobs(parent, status);
+CREATE TABLE journal (
+    seq           INTEGER PRIMARY KEY,
+    job           INTEGER NOT NULL REFERENCES jobs(id),
+    old           TEXT,
+    new           TEXT NOT NULL,
+    native_status TEXT,
+    reason        TEXT NOT NULL,
+    time          REAL NOT NULL
+);
+CREATE INDEX journal_by_job ON journal(job, seq);
+"""
+
+# SQLite's default limit on bound parameters is 999 on old builds; stay under it.
+_IN_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to register. `status` is where it starts: `submitted` for a job already on a grid."""
+
+    backend: str
+    backend_id: str | None = None
+    status: Status = Status.NEW
+    parent: int | None = None
+    native_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    parent: int | None
+    backend: str
+    backend_id: str | None
+    status: Status
+    native_status: str | None
+    created: float
+    updated: float
+    transitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Move `job` from `expected` to `new`, if it is still in `expected`."""
+
+    job: int
+    expected: Status
+    new: Status
+    native_status: str | None = None
+    reason: str = ""
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    #: Same status and same native status: nothing to write (Ganga would rerun hooks here).
+    UNCHANGED = "unchanged"
+    #: The stored status is no longer the expected one.
+    STALE = "stale"
+    #: Ganga's graph forbids the move.
+    ILLEGAL = "illegal"
+    UNKNOWN_JOB = "unknown job"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    job: int
+    old: Status | None
+    new: Status
+    native_status: str | None
+    reason: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    batches: int
+    applied: int
+    unchanged: int
+    refused: int
+    last_batch_seconds: float
+
+
+class Store:
+    """A gangamon job store in one SQLite file. Not thread-safe: one caller at a time.
+
+    Opening creates the file and its schema if the file is new or empty; a file of another
+    application, of a newer gangamon, or not an SQLite database raises `StoreError`.
+    """
+
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._batches = self._applied = self._unchanged = self._refused = 0
+        self._last_batch_seconds = 0.0
+        try:
+            # Autocommit mode: we issue BEGIN IMMEDIATE ourselves so a CAS read and its write
+            # happen under one write lock. check_same_thread=False because AsyncStore runs us
+            # in worker threads, one call at a time.
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as e:
+            raise StoreError(self.path, f"cannot open: {e}") from None
+        try:
+            self._prepare()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        try:
+            app_id = self._scalar("PRAGMA application_id")
+            version = self._scalar("PRAGMA user_version")
+            tables = self._scalar("SELECT count(*) FROM sqlite_master")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(self.path, f"not a gangamon store ({e})") from None
+        if app_id != APPLICATION_ID and (tables or app_id):
+            raise StoreError(
+                self.path, f"not a gangamon store (application_id {app_id:#x}, {tables} objects)"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                self.path,
+                f"written by a newer gangamon (schema {version}, this one reads {SCHEMA_VERSION})",
+            )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a transition reported committed survives power loss, not just a crash.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if app_id == 0:
+                with self._transaction():
+                    # Checked again under the write lock: another process may have won.
+                    if self._scalar("PRAGMA application_id") == 0:
+                        for statement in _SCHEMA.split(";"):
+                            self._db.execute(statement)
+                        self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as e:
+            raise StoreError(self.path, f"cannot write: {e}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def interrupt(self) -> None:
+        """Abort the SQL statement running in another thread; its transaction rolls back.
+
+        The one method that may be called from another thread while a call is in progress.
+        """
+        self._db.interrupt()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add_jobs(self, jobs: Sequence[NewJob]) -> list[int]:
+        """Register jobs in one transaction; return their ids in order.
+
+        A subjob names an existing parent, or one earlier in `jobs` by its future id. The
+        parents' statuses are derived from their subjobs afterwards.
+        """
+        now = self._clock()
+        ids: list[int] = []
+        with self._transaction():
+            for job in jobs:
+                try:
+                    cursor = self._db.execute(
+                        "INSERT INTO jobs (parent, backend, backend_id, status, native_status,"
+                        " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            job.parent,
+                            job.backend,
+                            job.backend_id,
+                            job.status.value,
+                            job.native_status,
+                            now,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    raise UnknownJob(job.parent) from None
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+            self._db.executemany(
+                "INSERT INTO journal (job, old, new, native_status, reason, time)"
+                " VALUES (?, NULL, ?, ?, 'added', ?)",
+                [(i, j.status.value, j.native_status, now) for i, j in zip(ids, jobs, strict=True)],
+            )
+            self._update_masters({j.parent for j in jobs if j.parent is not None}, now)
+        return ids
+
+    def apply(self, batch: Sequence[Transition]) -> list[Outcome]:
+        """Apply compare-and-set transitions in one transaction; one outcome per transition.
+
+        Transitions of the same job apply in order, each against the status the previous one
+        left. Refused transitions write nothing. Masters of changed subjobs are re-derived.
+        """
+        started = time.perf_counter()
+        now = self._clock()
+        outcomes: list[Outcome] = []
+        with self._transaction():
+            current = self._statuses({t.job for t in batch})
+            changed: dict[int, tuple[Status, str | None, int]] = {}
+            journal: list[tuple[int, str, str, str | None, str, float]] = []
+            for t in batch:
+                outcome = _judge(t, current.get(t.job))
+                outcomes.append(outcome)
+                if outcome is not Outcome.APPLIED:
+                    continue
+                old, _, parent = current[t.job]
+                current[t.job] = (t.new, t.native_status, parent)
+                count = changed[t.job][2] + 1 if t.job in changed else 1
+                changed[t.job] = (t.new, t.native_status, count)
+                journal.append((t.job, old.value, t.new.value, t.native_status, t.reason, now))
+            self._db.executemany(
+                "UPDATE jobs SET status = ?, native_status = ?, updated = ?,"
+                " transitions = transitions + ? WHERE id = ?",
+                [(s.value, n, now, c, job) for job, (s, n, c) in changed.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO journal (job, old, new, native_status, reason, time)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                journal,
+            )
+            parents = {current[job][2] for job in changed}
+            self._update_masters({p for p in parents if p is not None}, now)
+        self._batches += 1
+        self._applied += outcomes.count(Outcome.APPLIED)
+        self._unchanged += outcomes.count(Outcome.UNCHANGED)
+        self._refused += (
+            len(outcomes) - outcomes.count(Outcome.APPLIED) - outcomes.count(Outcome.UNCHANGED)
+        )
+        self._last_batch_seconds = time.perf_counter() - started
+        return outcomes
+
+    def transition(self, t: Transition) -> Outcome:
+        """Apply one transition, raising the typed error of a refused one.
+
+        Raises `UnknownJob`, `StaleTransition` or `IllegalTransition`; nothing is written then.
+        Returns `APPLIED` or `UNCHANGED`.
+        """
+        outcome = self.apply([t])[0]
+        if outcome is Outcome.UNKNOWN_JOB:
+            raise UnknownJob(t.job)
+        if outcome is Outcome.STALE:
+            raise StaleTransition(t.job, t.expected.value, self.get(t.job).status.value)
+        if outcome is Outcome.ILLEGAL:
+            raise IllegalTransition(t.job, t.expected, t.new)
+        return outcome
+
+    def _update_masters(self, parents: Iterable[int], now: float) -> None:
+        for parent in parents:
+            statuses = [
+                Status(s)
+                for (s,) in self._db.execute(
+                    "SELECT DISTINCT status FROM jobs WHERE parent = ?", (parent,)
+                )
+            ]
+            old = self.get(parent).status
+            new = master_status(statuses)
+            # An illegal derived move (say killed -> running) leaves the master as it is,
+            # as Ganga's updateStatus would refuse it; its subjobs still tell the truth.
+            if new != old and can_transition(old, new):
+                self._db.execute(
+                    "UPDATE jobs SET status = ?, updated = ?, transitions = transitions + 1"
+                    " WHERE id = ?",
+                    (new.value, now, parent),
+                )
+                self._db.execute(
+                    "INSERT INTO journal (job, old, new, native_status, reason, time)"
+                    " VALUES (?, ?, ?, NULL, 'subjobs', ?)",
+                    (parent, old.value, new.value, now),
+                )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, job: int) -> JobRecord:
+        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job,)).fetchone()
+        if row is None:
+            raise UnknownJob(job)
+        return _job_record(row)
+
+    def jobs(
+        self,
+        *,
+        backend: str | None = None,
+        statuses: Iterable[Status] | None = None,
+        parent: int | None = None,
+    ) -> list[JobRecord]:
+        """Jobs matching every filter given, in id order."""
+        where: list[str] = []
+        args: list[object] = []
+        if backend is not None:
+            where.append("backend = ?")
+            args.append(backend)
+        if statuses is not None:
+            wanted = [s.value for s in statuses]
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            args.extend(wanted)
+        if parent is not None:
+            where.append("parent = ?")
+            args.append(parent)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_job_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    def active_jobs(self, backend: str | None = None) -> list[JobRecord]:
+        """Jobs a backend still has to report on: submitting, submitted, running, completing."""
+        return self.jobs(backend=backend, statuses=ACTIVE)
+
+    def count_by_status(self, backend: str | None = None) -> dict[Status, int]:
+        sql = "SELECT status, count(*) FROM jobs"
+        args: tuple[str, ...] = ()
+        if backend is not None:
+            sql, args = sql + " WHERE backend = ?", (backend,)
+        return {Status(s): n for s, n in self._db.execute(sql + " GROUP BY status", args)}
+
+    def journal(self, *, after: int = 0, job: int | None = None) -> list[JournalEntry]:
+        """Journal entries with seq > `after` (of one job, if given), in seq order."""
+        sql = "SELECT seq, job, old, new, native_status, reason, time FROM journal WHERE seq > ?"
+        args: list[int] = [after]
+        if job is not None:
+            sql += " AND job = ?"
+            args.append(job)
+        return [
+            JournalEntry(seq, j, None if old is None else Status(old), Status(new), nat, why, t)
+            for seq, j, old, new, nat, why, t in self._db.execute(sql + " ORDER BY seq", args)
+        ]
+
+    def last_seq(self) -> int:
+        return int(self._scalar("SELECT coalesce(max(seq), 0) FROM journal"))
+
+    def statistics(self) -> StoreStatistics:
+        return StoreStatistics(
+            self._batches, self._applied, self._unchanged, self._refused, self._last_batch_seconds
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
+    def _statuses(self, jobs: set[int]) -> dict[int, tuple[Status, str | None, int | None]]:
+        found: dict[int, tuple[Status, str | None, int | None]] = {}
+        ordered = sorted(jobs)
+        for i in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[i : i + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for job, status, native, parent in self._db.execute(
+                f"SELECT id, status, native_status, parent FROM jobs WHERE id IN ({marks})", chunk
+            ):
+                found[job] = (Status(status), native, parent)
+        return found
+
+    def _scalar(self, sql: str, *args: object) -> int:
+        value = self._db.execute(sql, args).fetchone()[0]
+        assert isinstance(value, int), (sql, value)
+        return value
+
+
+_JOB_COLUMNS = (
+    "id, parent, backend, backend_id, status, native_status, created, updated, transitions"
+)
+
+
+def _job_record(row: tuple[Any, ...]) -> JobRecord:
+    job, parent, backend, backend_id, status, native, created, updated, transitions = row
+    return JobRecord(
+        job, parent, backend, backend_id, Status(status), native, created, updated, transitions
+    )
+
+
+def _judge(t: Transition, current: tuple[Status, str | None, int | None] | None) -> Outcome:
+    if current is None:
+        return Outcome.UNKNOWN_JOB
+    status, native, _ = current
+    if status != t.expected:
+        return Outcome.STALE
+    if t.new == status and t.native_status == native:
+        return Outcome.UNCHANGED
+    if not can_transition(status, t.new):
+        return Outcome.ILLEGAL
+    return Outcome.APPLIED

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gangamon import (
+    IllegalTransition,
+    NewJob,
+    Outcome,
+    StaleTransition,
+    Status,
+    Store,
+    StoreError,
+    Transition,
+    UnknownJob,
+)
+from gangamon._store import APPLICATION_ID, SCHEMA_VERSION
+
+S = Status
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "jobs.sqlite", clock=lambda: 1000.0)
+
+
+def test_add_and_read_back(store: Store) -> None:
+    ids = store.add_jobs([NewJob("dirac", "17", S.SUBMITTED, native_status="Waiting"),
+                          NewJob("local")])  # fmt: skip
+    job = store.get(ids[0])
+    assert (job.backend, job.backend_id, job.status, job.native_status) == (
+        "dirac", "17", S.SUBMITTED, "Waiting",
+    )  # fmt: skip
+    assert store.get(ids[1]).status == S.NEW
+    assert [e.reason for e in store.journal()] == ["added", "added"]
+
+
+def test_cas_transition_applies_with_journal_row(store: Store) -> None:
+    [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+    assert store.transition(Transition(job, S.SUBMITTED, S.RUNNING, "Running", "poll")) is (
+        Outcome.APPLIED
+    )
+    record = store.get(job)
+    assert (record.status, record.native_status, record.transitions) == (S.RUNNING, "Running", 1)
+    last = store.journal()[-1]
+    assert (last.job, last.old, last.new, last.native_status, last.reason, last.time) == (
+        job, S.SUBMITTED, S.RUNNING, "Running", "poll", 1000.0,
+    )  # fmt: skip
+
+
+def test_refused_transitions_write_nothing(store: Store) -> None:
+    [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+    before = store.last_seq()
+    with pytest.raises(
+        StaleTransition, match="expected status 'running' but the store has 'submitted'"
+    ):
+        store.transition(Transition(job, S.RUNNING, S.COMPLETED))
+    with pytest.raises(IllegalTransition, match="'submitted' -> 'new'"):
+        store.transition(Transition(job, S.SUBMITTED, S.NEW))
+    with pytest.raises(UnknownJob, match="unknown job id 999"):
+        store.transition(Transition(999, S.SUBMITTED, S.RUNNING))
+    assert store.last_seq() == before
+    assert store.get(job).status == S.SUBMITTED
+
+
+def test_same_status_same_native_writes_nothing(store: Store) -> None:
+    [job] = store.add_jobs([NewJob("dirac", "1", S.RUNNING, native_status="Running")])
+    before = store.last_seq()
+    assert store.transition(Transition(job, S.RUNNING, S.RUNNING, "Running")) is Outcome.UNCHANGED
+    assert store.last_seq() == before
+    # A new native status under the same Ganga status is news worth a journal row.
+    assert store.transition(Transition(job, S.RUNNING, S.RUNNING, "Completed")) is Outcome.APPLIED
+    assert store.last_seq() == before + 1
+
+
+def test_batch_applies_in_order_and_reports_each(store: Store) -> None:
+    a, b = store.add_jobs([NewJob("slurm", "1", S.SUBMITTED), NewJob("slurm", "2", S.SUBMITTED)])
+    outcomes = store.apply([
+        Transition(a, S.SUBMITTED, S.RUNNING),
+        Transition(a, S.RUNNING, S.COMPLETED),     # sees the move before it
+        Transition(b, S.RUNNING, S.COMPLETED),     # stale
+        Transition(b, S.SUBMITTED, S.NEW),         # illegal
+        Transition(7, S.SUBMITTED, S.RUNNING),     # unknown
+    ])  # fmt: skip
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.STALE, Outcome.ILLEGAL,
+                        Outcome.UNKNOWN_JOB]  # fmt: skip
+    assert store.get(a).status == S.COMPLETED
+    assert store.get(a).transitions == 2
+    assert store.get(b).status == S.SUBMITTED
+    stats = store.statistics()
+    assert (stats.batches, stats.applied, stats.refused) == (1, 2, 3)
+
+
+def test_subjobs_drive_the_master(store: Store) -> None:
+    [master] = store.add_jobs([NewJob("dirac", None, S.SUBMITTED)])
+    subs = store.add_jobs([NewJob("dirac", str(i), S.SUBMITTED, parent=master) for i in range(3)])
+    store.apply([Transition(subs[0], S.SUBMITTED, S.RUNNING)])
+    assert store.get(master).status == S.SUBMITTED  # Ganga: submitted outranks running
+    store.apply([Transition(s, S.SUBMITTED, S.RUNNING) for s in subs[1:]])
+    assert store.get(master).status == S.RUNNING
+    store.apply([Transition(s, S.RUNNING, S.COMPLETED) for s in subs[:2]])
+    assert store.get(master).status == S.RUNNING
+    store.apply([Transition(subs[2], S.RUNNING, S.FAILED)])
+    assert store.get(master).status == S.FAILED
+    reasons = [e.reason for e in store.journal(job=master)]
+    assert reasons == ["added", "subjobs", "subjobs"]
+    assert [j.id for j in store.jobs(parent=master)] == subs
+
+
+def test_subjob_of_unknown_parent_is_refused(store: Store) -> None:
+    with pytest.raises(UnknownJob, match="unknown job id 55"):
+        store.add_jobs([NewJob("dirac", "1", parent=55)])
+    assert store.jobs() == []
+    assert store.last_seq() == 0
+
+
+def test_filters(store: Store) -> None:
+    store.add_jobs([NewJob("dirac", "1", S.RUNNING), NewJob("slurm", "2", S.RUNNING),
+                    NewJob("dirac", "3", S.COMPLETED)])  # fmt: skip
+    assert [j.backend_id for j in store.active_jobs("dirac")] == ["1"]
+    assert [j.backend_id for j in store.active_jobs()] == ["1", "2"]
+    assert store.count_by_status() == {S.RUNNING: 2, S.COMPLETED: 1}
+    assert store.count_by_status("dirac") == {S.RUNNING: 1, S.COMPLETED: 1}
+    assert [j.backend_id for j in store.jobs(statuses=[S.COMPLETED])] == ["3"]
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with Store(path) as store:
+        [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+        store.transition(Transition(job, S.SUBMITTED, S.RUNNING))
+    with Store(path) as store:
+        assert store.get(job).status == S.RUNNING
+        assert len(store.journal()) == 2
+
+
+# -- bad input: each a typed error naming the value, nothing written ---------------------
+
+
+def _snapshot(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_corrupt_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    before = _snapshot(path)
+    with pytest.raises(StoreError, match=r"jobs\.sqlite'.*not a gangamon store"):
+        Store(path)
+    assert _snapshot(path) == before
+
+
+def test_foreign_sqlite_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE photos (id INTEGER)")
+    db.close()
+    before = _snapshot(path)
+    with pytest.raises(StoreError, match=r"other\.sqlite'.*not a gangamon store.*1 objects"):
+        Store(path)
+    assert _snapshot(path) == before
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match=f"newer gangamon \\(schema {SCHEMA_VERSION + 1}"):
+        Store(path)
+
+
+def test_other_application_id_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id=12345")
+    db.close()
+    with pytest.raises(StoreError, match="application_id 0x3039"):
+        Store(path)
+    assert APPLICATION_ID != 12345
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "/proc/gangamon-test.sqlite",  # a filesystem nobody can create files in, root included
+        "{tmp}/no/such/dir/jobs.sqlite",
+        "{tmp}/a-file/jobs.sqlite",
+    ],
+)
+def test_unwritable_location_names_the_path(tmp_path: Path, where: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    path = where.format(tmp=tmp_path)
+    with pytest.raises(StoreError, match=f"job store '{path}': cannot"):
+        Store(path)
+    assert not Path(path).exists()
