@@ -36,4 +36,6 @@ def lint(session: nox.Session) -> None:
 def fuzz(session: nox.Session) -> None:
     """The Hypothesis tests under the `fuzz` profile: thousands of examples each."""
     _install(session, "fuzz")
-    session.run("pytest", "--hypothesis-profile=fuzz", *session.posargs)
+    session.run(
+        "pytest", "--hypothesis-profile=fuzz", "-o", "faulthandler_timeout=1800", *session.posargs
+    )

@@ -1,6 +1,11 @@
 """gangamon: job monitoring for Ganga-style job management, on trio's structured concurrency."""
 
 from ._astore import AsyncStore as AsyncStore
+from ._engine import (
+    Monitor as Monitor,
+    MonitorStatistics as MonitorStatistics,
+    open_monitor as open_monitor,
+)
 from ._errors import (
     GangamonError as GangamonError,
     StaleTransition as StaleTransition,
@@ -27,6 +32,17 @@ from ._store import (
     Store as Store,
     StoreStatistics as StoreStatistics,
     Transition as Transition,
+)
+from ._subscribe import SubscriberLagged as SubscriberLagged, Subscription as Subscription
+from ._supervise import BackendStatistics as BackendStatistics
+from .backends import (
+    AsyncioBackend as AsyncioBackend,
+    Backend as Backend,
+    BackendError as BackendError,
+    BackendSettings as BackendSettings,
+    JobRef as JobRef,
+    ThreadedBackend as ThreadedBackend,
+    Update as Update,
 )
 
 __version__ = "0.1.0"

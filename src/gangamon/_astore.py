@@ -30,14 +30,21 @@ T = TypeVar("T")
 class AsyncStore:
     """Async face of a `Store`. Owns the store: use the store only through this object."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, in_thread: bool = True) -> None:
+        """`in_thread=False` runs each call on the event loop itself, blocking it for the
+        call's duration: right for virtual-time tests (a thread blocked under MockClock's
+        autojump makes the clock jump) and nothing else."""
         self.store = store
+        self._in_thread = in_thread
         # Serialises callers; the thread limiter is private so that after a cancel we can
         # wait for *our* abandoned thread alone to release it.
         self._lock = trio.Lock()
         self._thread = trio.CapacityLimiter(1)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        if not self._in_thread:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
         async with self._lock:
             try:
                 return await trio.to_thread.run_sync(
@@ -82,11 +89,13 @@ class AsyncStore:
 
         return await self._call(query)
 
+    async def last_seq(self) -> int:
+        return await self._call(self.store.last_seq)
+
     async def aclose(self) -> None:
         """Close the store once any running call has finished. Shielded from cancellation."""
         with trio.CancelScope(shield=True):
-            async with self._lock:
-                await trio.to_thread.run_sync(self.store.close, limiter=self._thread)
+            await self._call(self.store.close)
 
     def statistics(self) -> StoreStatistics:
         return self.store.statistics()

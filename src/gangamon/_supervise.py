@@ -1,0 +1,377 @@
+"""One backend's corner of the task tree: sweeps, prompt polls, watches, finalisers.
+
+Each backend runs in a nursery of its own under a supervisor that restarts it, with
+exponential backoff and jitter, when it crashes; the other backends never notice. Every call
+runs under the backend's `CapacityLimiter` and a deadline. Reports go, stamped with the time
+their call started, into the bounded channel that feeds the engine's single writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import trio
+
+from ._status import Status
+from .backends._protocol import Backend, JobRef, Update
+
+log = logging.getLogger("gangamon.backend")
+
+FINALISE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An update on its way to the writer. `observed` orders reports of the same job."""
+
+    runner: BackendRunner
+    observed: float
+    update: Update
+    #: From `finalise`: the move out of completing, not a fresh report of completion.
+    finalised: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatistics:
+    name: str
+    jobs: int
+    calls: int
+    errors: int
+    timeouts: int
+    garbage: int
+    restarts: int
+    in_flight: int
+    limiter_borrowed: int
+    limiter_total: int
+    finalising: int
+    last_poll_latency: float | None
+    interval: float
+
+
+class BackendRunner:
+    """Drives one backend for the engine. Only the engine's writer changes `jobs`."""
+
+    def __init__(self, backend: Backend, *, rng: random.Random) -> None:
+        self.backend = backend
+        self.settings = backend.settings
+        self.name = backend.name
+        #: The jobs this backend still has to report on, as last stored.
+        self.jobs: dict[int, JobRef] = {}
+        #: When the newest applied report of a job was observed: older ones are out of order.
+        self.observed: dict[int, float] = {}
+        self.limiter = trio.CapacityLimiter(self.settings.concurrency)
+        self.finalise_limiter = trio.CapacityLimiter(self.settings.finalise_concurrency)
+        self.interval = self.settings.poll_interval
+        self.calls = self.errors = self.timeouts = self.garbage = self.restarts = 0
+        self.in_flight = 0
+        self.last_poll_latency: float | None = None
+        self._rng = rng
+        self._fresh: set[int] = set()
+        self._wake = trio.Event()
+        self._watches: dict[int, trio.CancelScope] = {}
+        self._finalisers: dict[int, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self._sleep = trio.CancelScope()
+        self._stopped = trio.Event()
+        self._send: trio.MemorySendChannel[Report] | None = None
+        self._task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+
+    # -- called by the engine --------------------------------------------------------------
+
+    def load(self, job: JobRef) -> None:
+        """Track `job` from the store at start: the first sweep polls it."""
+        self.jobs[job.id] = job
+
+    def add(self, job: JobRef) -> None:
+        """Track `job`: polled promptly, watched or finalised as its status asks."""
+        self.jobs[job.id] = job
+        self._fresh.add(job.id)
+        self._wake.set()
+        self._start_job_task(job)
+
+    def replace(self, job: JobRef) -> None:
+        """The writer stored a new status for `job`."""
+        self.jobs[job.id] = job
+        if job.status == Status.COMPLETING:
+            self._start_job_task(job)
+
+    def discard(self, job: int) -> None:
+        """Stop all work on `job` (finished, untracked, killed)."""
+        self.jobs.pop(job, None)
+        self.observed.pop(job, None)
+        self._fresh.discard(job)
+        for tasks in (self._watches, self._finalisers):
+            scope = tasks.pop(job, None)
+            if scope is not None:
+                scope.cancel()
+
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        """Start no new call; let the ones in flight finish (the engine bounds how long)."""
+        self._stopped.set()
+        self._sleep.cancel()
+        self._wake.set()
+        # Watches hold no call in flight; finalisers get the grace period to finish.
+        for scope in self._watches.values():
+            scope.cancel()
+
+    async def kill(self, job: JobRef) -> None:
+        """Kill through the backend under its limiter and deadline; never abandoned."""
+        async with self.limiter:
+            with trio.fail_after(self.settings.call_deadline):
+                await self.backend.kill(job)
+
+    def statistics(self) -> BackendStatistics:
+        return BackendStatistics(
+            name=self.name,
+            jobs=len(self.jobs),
+            calls=self.calls,
+            errors=self.errors,
+            timeouts=self.timeouts,
+            garbage=self.garbage,
+            restarts=self.restarts,
+            in_flight=self.in_flight,
+            limiter_borrowed=self.limiter.borrowed_tokens,
+            limiter_total=int(self.limiter.total_tokens),
+            finalising=self.finalise_limiter.borrowed_tokens,
+            last_poll_latency=self.last_poll_latency,
+            interval=self.interval,
+        )
+
+    # -- supervision -----------------------------------------------------------------------
+
+    async def supervise(
+        self,
+        send: trio.MemorySendChannel[Report],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the backend until stopped, restarting it after each crash.
+
+        Reports started once the first sweep has taken its jobs (or the first start failed).
+        The supervisor owns `send`, so restarts reuse it and the writer sees it close only
+        when supervision ends. Cancelled: everything below is cancelled; hung read-only
+        calls in threads are abandoned.
+        """
+        async with send:
+            self._send = send
+            self._stopped = trio.Event()
+            self._task_status = task_status
+            crashes = 0
+            while not self.stopping():
+                started = trio.current_time()
+                try:
+                    await self._run_once()
+                except Exception as exc:
+                    self._report_started()
+                    if self.stopping():
+                        return
+                    self.restarts += 1
+                    if trio.current_time() - started > self.settings.max_restart_delay:
+                        crashes = 0  # it ran well for a while: start the backoff afresh
+                    delay = min(
+                        self.settings.restart_delay * 2**crashes, self.settings.max_restart_delay
+                    ) * self._rng.uniform(0.5, 1.0)
+                    crashes += 1
+                    log.warning(
+                        "backend %s crashed (%s); restart %d in %.1f s",
+                        self.name, _describe(exc), self.restarts, delay,
+                    )  # fmt: skip
+                    with self._sleep_scope():
+                        await trio.sleep(delay)
+
+    async def _run_once(self) -> None:
+        async with self.backend.lifespan(), trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                if self.backend.polls:
+                    # The first sweep takes every job tracked so far; only later arrivals
+                    # need a prompt poll of their own.
+                    await nursery.start(self._sweep_loop)
+                    nursery.start_soon(self._prompt_loop)
+                for job in list(self.jobs.values()):
+                    self._start_job_task(job)
+                self._report_started()
+                # The nursery stays open for watches and finalisers started later.
+                await self._stopped.wait()
+            except BaseException:
+                self._nursery = None
+                raise
+        self._nursery = None
+
+    def _report_started(self) -> None:
+        if self._task_status is not trio.TASK_STATUS_IGNORED:
+            self._task_status.started()
+            self._task_status = trio.TASK_STATUS_IGNORED
+
+    def _sleep_scope(self) -> trio.CancelScope:
+        self._sleep = trio.CancelScope()
+        if self.stopping():
+            self._sleep.cancel()
+        return self._sleep
+
+    # -- polling ---------------------------------------------------------------------------
+
+    async def _sweep_loop(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Poll every tracked job at a fixed rate: no drift, no catch-up burst when late.
+
+        Reports started once the first sweep has taken its jobs.
+        """
+        base = self.settings.poll_interval
+        next_sweep = trio.current_time()
+        jobs = self._take_sweep()
+        task_status.started()
+        while not self.stopping():
+            clean = await self._sweep(jobs)
+            self.interval = (
+                base if clean else min(self.interval * 2, base * self.settings.max_backoff)
+            )
+            next_sweep = max(next_sweep + self.interval, trio.current_time())
+            with self._sleep_scope():
+                await trio.sleep_until(next_sweep)
+            jobs = self._take_sweep()
+
+    def _take_sweep(self) -> list[JobRef]:
+        self._fresh.clear()  # the sweep covers them
+        return self._pollable(self.jobs.values())
+
+    async def _prompt_loop(self) -> None:
+        """Poll newly tracked jobs at once, outside the sweep schedule."""
+        while not self.stopping():
+            await self._wake.wait()
+            self._wake = trio.Event()
+            fresh = [self.jobs[j] for j in sorted(self._fresh) if j in self.jobs]
+            self._fresh.clear()
+            if not self.stopping():
+                await self._sweep(self._pollable(fresh))
+
+    def _pollable(self, jobs: Iterable[JobRef]) -> list[JobRef]:
+        # Jobs being finalised are the finaliser's: a poll would only report completion again.
+        # Masters (no backend id) get their status from their subjobs.
+        skip = Status.COMPLETING if self.backend.finalises else None
+        return [j for j in jobs if j.status != skip and j.backend_id]
+
+    async def _sweep(self, jobs: list[JobRef]) -> bool:
+        """Poll `jobs` in chunks, `concurrency` calls at a time. True if every call succeeded."""
+        size = self.settings.chunk_size
+        failures: list[bool] = []
+        async with trio.open_nursery() as nursery:
+            for i in range(0, len(jobs), size):
+                nursery.start_soon(self._poll_chunk, jobs[i : i + size], failures)
+        return not failures
+
+    async def _poll_chunk(self, chunk: list[JobRef], failures: list[bool]) -> None:
+        async with self.limiter:
+            self.calls += 1
+            self.in_flight += 1
+            started = trio.current_time()
+            try:
+                with trio.move_on_after(self.settings.call_deadline) as deadline:
+                    updates = await self.backend.poll(chunk)
+            except Exception as exc:
+                self.errors += 1
+                failures.append(True)
+                log.warning("backend %s: poll of %d jobs failed: %s", self.name, len(chunk),
+                            _describe(exc))  # fmt: skip
+                return
+            finally:
+                self.in_flight -= 1
+            if deadline.cancelled_caught:
+                self.timeouts += 1
+                failures.append(True)
+                log.warning("backend %s: poll of %d jobs passed its %.1f s deadline",
+                            self.name, len(chunk), self.settings.call_deadline)  # fmt: skip
+                return
+            self.last_poll_latency = trio.current_time() - started
+        await self._forward(updates, {j.id for j in chunk}, started)
+
+    async def _forward(self, updates: object, asked: set[int], observed: float) -> None:
+        """Send the well-formed reports on jobs we asked about; count the rest as garbage."""
+        assert self._send is not None
+        try:
+            items = list(updates)  # type: ignore[call-overload]
+        except TypeError:
+            items = [updates]
+        for update in items:
+            if (
+                isinstance(update, Update)
+                and update.job in asked
+                and isinstance(update.status, Status)
+            ):
+                await self._send.send(Report(self, observed, update))
+            else:
+                self.garbage += 1
+                log.warning("backend %s: ignored malformed report %.200r", self.name, update)
+
+    # -- per-job tasks: watches and finalisers ---------------------------------------------
+
+    def _start_job_task(self, job: JobRef) -> None:
+        if self._nursery is None or self.stopping():
+            return
+        if job.status == Status.COMPLETING and self.backend.finalises:
+            if job.id not in self._finalisers:
+                self._finalisers[job.id] = scope = trio.CancelScope()
+                self._nursery.start_soon(self._finalise, job, scope)
+        elif self.backend.watches and job.backend_id and job.id not in self._watches:
+            self._watches[job.id] = scope = trio.CancelScope()
+            self._nursery.start_soon(self._watch, job, scope)
+
+    async def _watch(self, job: JobRef, scope: trio.CancelScope) -> None:
+        """Forward the backend's pushed changes of `job`. A failing watch crashes the backend."""
+        assert self._send is not None
+        try:
+            with scope:
+                async for update in self.backend.watch(job):
+                    await self._forward([update], {job.id}, trio.current_time())
+        finally:
+            if self._watches.get(job.id) is scope:
+                del self._watches[job.id]
+
+    async def _finalise(self, job: JobRef, scope: trio.CancelScope) -> None:
+        """Finalise with retries and backoff; after the last failure the job is failed."""
+        assert self._send is not None
+        try:
+            with scope:
+                update = await self._finalise_attempts(job)
+                await self._send.send(Report(self, trio.current_time(), update, finalised=True))
+        finally:
+            if self._finalisers.get(job.id) is scope:
+                del self._finalisers[job.id]
+
+    async def _finalise_attempts(self, job: JobRef) -> Update:
+        problem = ""
+        for attempt in range(FINALISE_ATTEMPTS):
+            if attempt:
+                await trio.sleep(min(self.settings.restart_delay * 2**attempt, 60.0))
+            async with self.finalise_limiter:
+                try:
+                    with trio.move_on_after(self.settings.call_deadline) as deadline:
+                        update = await self.backend.finalise(job)
+                except Exception as exc:
+                    self.errors += 1
+                    problem = _describe(exc)
+                    continue
+            if deadline.cancelled_caught:
+                self.timeouts += 1
+                problem = f"finalise passed its {self.settings.call_deadline} s deadline"
+                continue
+            reply: object = update  # a backend may return anything: check it
+            if isinstance(reply, Update) and reply.job == job.id and reply.status in (
+                Status.COMPLETED, Status.FAILED,
+            ):  # fmt: skip
+                return reply
+            self.garbage += 1
+            problem = f"finalise returned {update!r}"
+        log.warning("backend %s: job %d failed finalisation: %s", self.name, job.id, problem)
+        return Update(job.id, Status.FAILED, job.native_status, f"finalisation failed: {problem}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _describe(exc.exceptions[0])
+    return f"{type(exc).__name__}: {exc}"

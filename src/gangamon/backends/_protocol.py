@@ -1,0 +1,122 @@
+"""What the engine asks of a backend, and what a backend tells it.
+
+A backend knows its batch system or grid, not the engine: it answers `poll` for many jobs at
+once, and optionally pushes changes (`watch`), does the work after completion (`finalise`) and
+kills. The engine owns scheduling, limits, deadlines, retries and the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from .._errors import GangamonError
+from .._status import Status
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """A job as a backend sees it: gangamon's id, the backend's own id, the stored status."""
+
+    id: int
+    backend_id: str
+    status: Status
+    native_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A backend's report on one job: its status now, in Ganga's terms and the backend's."""
+
+    job: int
+    status: Status
+    native_status: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSettings:
+    """How the engine drives one backend.
+
+    The poll interval adapts: every sweep with an error or a timeout doubles it, up to
+    `max_backoff` times the base; a clean sweep sets it back to the base.
+    """
+
+    poll_interval: float = 30.0
+    #: Jobs per `poll` call (DIRAC's bulk calls take 1000 ids).
+    chunk_size: int = 1000
+    #: Calls in flight at once (a `trio.CapacityLimiter`).
+    concurrency: int = 4
+    #: Deadline of one call on our side, in seconds.
+    call_deadline: float = 60.0
+    #: Finalisations (output downloads...) in flight at once.
+    finalise_concurrency: int = 4
+    max_backoff: float = 8.0
+    #: First delay before restarting a crashed backend; doubles per crash, with jitter.
+    restart_delay: float = 1.0
+    max_restart_delay: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("poll_interval", "call_deadline", "restart_delay", "max_restart_delay"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < math.inf):
+                raise ValueError(f"backend setting {name} must be a positive number, not {value!r}")
+        for name in ("chunk_size", "concurrency", "finalise_concurrency"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"backend setting {name} must be an integer >= 1, not {value!r}")
+        if not self.max_backoff >= 1:
+            raise ValueError(f"backend setting max_backoff must be >= 1, not {self.max_backoff!r}")
+
+
+class BackendError(GangamonError):
+    """A backend call failed in a way the backend understood (the engine counts and retries)."""
+
+
+class Backend:
+    """Base of every backend. Subclasses implement `poll`; the rest is optional.
+
+    `name` is the backend's name in the store (`NewJob.backend`).
+    """
+
+    name: str = "backend"
+    settings: BackendSettings = BackendSettings()
+    #: Whether `poll` answers: the engine then sweeps at the poll interval.
+    polls: bool = True
+    #: Whether `watch` pushes changes: the engine then runs one watch task per job.
+    watches: bool = False
+    #: Whether completed jobs need `finalise`: the engine then moves them through completing.
+    finalises: bool = False
+
+    async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
+        """Report the current status of `jobs`. Jobs the backend does not know are left out.
+
+        Runs under the backend's limiter and call deadline; on cancellation it must stop
+        promptly or be safe to abandon (it only reads).
+        """
+        raise NotImplementedError
+
+    def watch(self, job: JobRef) -> AsyncIterator[Update]:
+        """Yield each change of `job` as it happens; end when the job is over.
+
+        Cancelled when the job is untracked or the monitor stops.
+        """
+        raise NotImplementedError
+
+    async def finalise(self, job: JobRef) -> Update:
+        """Do the work after completion (download output...); return completed or failed.
+
+        Must be idempotent: after a crash it runs again for jobs left in completing.
+        Runs under the finalise limiter and the call deadline; cancelled on stop.
+        """
+        return Update(job.id, Status.COMPLETED, job.native_status, "nothing to finalise")
+
+    async def kill(self, job: JobRef) -> None:
+        """Ask the backend to kill `job`. Never abandoned on cancellation."""
+        raise BackendError(f"backend {self.name!r} cannot kill jobs")
+
+    def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held open while the backend is monitored (a client session, an asyncio loop...)."""
+        return contextlib.nullcontext()

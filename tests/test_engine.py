@@ -1,0 +1,316 @@
+"""The engine in virtual time: fakes whose latency is trio.sleep, MockClock autojumping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import gangamon
+from gangamon import (
+    AsyncStore,
+    Backend,
+    Monitor,
+    NewJob,
+    Status,
+    Store,
+    SubscriberLagged,
+    UnknownJob,
+)
+
+from .fakes import FakeGrid, FakeWatcher
+
+S = Status
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "jobs.sqlite")
+
+
+def open_monitor(store: Store, backends: list[Backend], **options: Any) -> Any:
+    # Store calls inline: a worker thread would make the autojump clock leap.
+    return gangamon.open_monitor(AsyncStore(store, in_thread=False), backends, **options)
+
+
+def jobs_on(backend: str, n: int, status: Status = S.SUBMITTED) -> list[NewJob]:
+    return [NewJob(backend, f"{backend}-{i}", status) for i in range(n)]
+
+
+async def test_jobs_reach_the_grid_status(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    async with open_monitor(store, [grid]) as monitor:
+        ids = await monitor.track(jobs_on("grid", 3))
+        grid.truth.update({"grid-0": S.RUNNING, "grid-1": S.COMPLETED, "grid-2": S.FAILED})
+        assert await monitor.wait_for(ids[1], [S.COMPLETED], timeout=30) == S.COMPLETED
+        assert await monitor.wait_for(ids[2], [S.FAILED], timeout=30) == S.FAILED
+        assert await monitor.wait_for(ids[0], [S.RUNNING], timeout=30) == S.RUNNING
+    assert store.get(ids[0]).native_status == "Running"
+
+
+async def test_sweeps_run_at_a_fixed_rate(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=3.0)
+    store.add_jobs(jobs_on("grid", 5))
+    async with open_monitor(store, [grid]):
+        t0 = trio.current_time()
+        await trio.sleep(95)
+    # A sweep every 10 s from the start, not every 10 s + latency; one call each.
+    assert grid.poll_starts == [t0 + 10 * k for k in range(10)]
+
+
+async def test_a_late_sweep_is_not_followed_by_a_burst(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=25.0, call_deadline=60.0)
+    store.add_jobs(jobs_on("grid", 1))
+    async with open_monitor(store, [grid]):
+        t0 = trio.current_time()
+        await trio.sleep(80)
+    # Each sweep takes 25 s against a 10 s interval: the next starts when the last ends.
+    assert grid.poll_starts == [t0, t0 + 25, t0 + 50, t0 + 75]
+
+
+async def test_limiter_bound_is_held_and_reached(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(chunk_size=5, concurrency=3)
+    store.add_jobs(jobs_on("grid", 100))
+    async with open_monitor(store, [grid]):
+        await trio.sleep(60)
+    assert grid.peak == 3
+    assert max(len(ids) for ids in grid.polled_ids) == 5
+
+
+async def test_a_crashing_backend_restarts_and_the_others_keep_their_cadence(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=0.5)
+    watcher = FakeWatcher(crash_at=trio.current_time() + 25)
+    store.add_jobs(jobs_on("grid", 2))
+    async with open_monitor(store, [grid, watcher], seed=1) as monitor:
+        t0 = trio.current_time()
+        [job] = await monitor.track([NewJob("local", "p1", S.SUBMITTED)])
+        await trio.sleep(40)
+        assert watcher.started == 2
+        assert monitor.statistics().backends["local"].restarts == 1
+        await watcher.channel("p1").send(S.RUNNING)
+        assert await monitor.wait_for(job, [S.RUNNING], timeout=5) == S.RUNNING
+        await trio.sleep(20)
+    assert grid.poll_starts == [t0 + 10 * k for k in range(7)]
+
+
+async def test_errors_and_timeouts_back_off_then_recover(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=1.0, call_deadline=5.0)
+    store.add_jobs(jobs_on("grid", 1))
+    grid.fail_polls, grid.hang_polls = 1, 1
+    async with open_monitor(store, [grid]) as monitor:
+        t0 = trio.current_time()
+        await trio.sleep(95)
+        stats = monitor.statistics().backends["grid"]
+    # hang at t0 (timed out: interval 20), fail at t0+20 (interval 40), clean at t0+60 (10)
+    assert grid.poll_starts == [t0, t0 + 20, t0 + 60, t0 + 70, t0 + 80, t0 + 90]
+    assert (stats.errors, stats.timeouts, stats.interval) == (1, 1, 10.0)
+
+
+async def test_garbage_and_illegal_reports_are_counted_never_fatal(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    [job] = store.add_jobs(jobs_on("grid", 1))
+    grid.garbage_polls = 1
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(5)
+        grid.truth["grid-0"] = S.NEW  # submitted -> new is not a move Ganga allows
+        await trio.sleep(10)
+        grid.truth["grid-0"] = S.COMPLETED
+        assert await monitor.wait_for(job, [S.COMPLETED], timeout=15) == S.COMPLETED
+        stats = monitor.statistics()
+    assert stats.backends["grid"].garbage == 3
+    assert stats.illegal >= 1
+    assert [e.new for e in store.journal(job=job)] == [S.SUBMITTED, S.COMPLETED]
+
+
+async def test_added_job_is_polled_promptly(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=0.5, poll_interval=600.0)
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(1)
+        grid.truth["grid-0"] = S.RUNNING
+        t0 = trio.current_time()
+        [job] = await monitor.track(jobs_on("grid", 1))
+        await monitor.wait_for(job, [S.RUNNING], timeout=5)
+        assert trio.current_time() - t0 == pytest.approx(0.5)
+
+
+async def test_finalisation_goes_through_completing(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(finalises=True)
+    async with open_monitor(store, [grid]) as monitor, monitor.subscribe() as changes:
+        [job] = await monitor.track(jobs_on("grid", 1))
+        grid.truth["grid-0"] = S.COMPLETED
+        seen = []
+        async for entry in changes:
+            seen.append(entry.new)
+            if entry.new == S.COMPLETED:
+                break
+    assert seen == [S.SUBMITTED, S.COMPLETING, S.COMPLETED]
+    assert grid.finalised == [job]
+    assert store.journal(job=job)[-1].reason == "output downloaded"
+
+
+async def test_restart_reloads_active_jobs_and_refinalises_completing(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    [running, completing, done] = store.add_jobs(
+        [
+            NewJob("grid", "a", S.RUNNING),
+            NewJob("grid", "b", S.COMPLETING),
+            NewJob("grid", "c", S.COMPLETED),
+        ]
+    )
+    grid = FakeGrid(finalises=True)
+    grid.truth["a"] = S.COMPLETED
+    async with open_monitor(store, [grid]) as monitor:
+        await monitor.wait_for(running, [S.COMPLETED], timeout=30)
+        await monitor.wait_for(completing, [S.COMPLETED], timeout=30)
+    assert sorted(grid.finalised) == [running, completing]
+    assert all("c" not in ids for ids in grid.polled_ids)
+    assert store.get(done).transitions == 0
+
+
+async def test_untrack_and_kill_cancel_the_jobs_work(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    killed: list[str] = []
+
+    class KillableWatcher(FakeWatcher):
+        async def kill(self, job: object) -> None:
+            killed.append(job.backend_id)  # type: ignore[attr-defined]
+
+    watcher = KillableWatcher()
+    async with open_monitor(store, [watcher]) as monitor:
+        a, b = await monitor.track(
+            [NewJob("local", "a", S.RUNNING), NewJob("local", "b", S.RUNNING)]
+        )
+        await trio.sleep(1)
+        assert watcher.watching == {a, b}
+        monitor.untrack([a])
+        await monitor.kill(b)
+        await trio.testing.wait_all_tasks_blocked()
+        assert watcher.watching == set()
+        with pytest.raises(UnknownJob):
+            await monitor.kill(a)
+    assert killed == ["b"]
+    assert store.get(b).status == S.KILLED
+    assert store.get(a).status == S.RUNNING
+
+
+async def test_wait_for_times_out_naming_the_job(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_monitor(store, [FakeGrid()]) as monitor:
+        [job] = await monitor.track(jobs_on("grid", 1))
+        with pytest.raises(TimeoutError, match=f"job {job} not in .*completed.* after 30 s"):
+            await monitor.wait_for(job, [S.COMPLETED], timeout=30)
+
+
+async def test_unknown_backend_is_refused_before_storing(store: Store) -> None:
+    async with open_monitor(store, [FakeGrid()]) as monitor:
+        with pytest.raises(ValueError, match="unknown backend 'lsf' \\(configured: grid\\)"):
+            await monitor.track([NewJob("grid", "1"), NewJob("lsf", "2")])
+    assert store.jobs() == []
+
+
+async def test_a_slow_subscriber_is_dropped_not_waited_for(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    async with open_monitor(store, [grid]) as monitor, monitor.subscribe(buffer=2) as changes:
+        ids = await monitor.track(jobs_on("grid", 5))
+        grid.truth.update({f"grid-{i}": S.RUNNING for i in range(5)})
+        await monitor.wait_for(ids[-1], [S.RUNNING], timeout=30)
+        got = [await changes.__anext__(), await changes.__anext__()]
+        assert [e.seq for e in got] == [1, 2]
+        with pytest.raises(SubscriberLagged, match="after journal seq 2"):
+            await changes.__anext__()
+
+
+async def test_callbacks_see_every_change_and_cannot_break_the_writer(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    seen: list[tuple[int, Status]] = []
+
+    def broken(entry: object) -> None:
+        raise RuntimeError("callback bug")
+
+    async with open_monitor(store, [grid]) as monitor:
+        monitor.on_change(broken)
+        monitor.on_change(lambda e: seen.append((e.job, e.new)))
+        [job] = await monitor.track(jobs_on("grid", 1))
+        grid.truth["grid-0"] = S.RUNNING
+        await monitor.wait_for(job, [S.RUNNING], timeout=30)
+    assert seen == [(job, S.SUBMITTED), (job, S.RUNNING)]
+
+
+async def test_statistics_describe_each_backend(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=2.0, concurrency=3)
+    store.add_jobs(jobs_on("grid", 250))
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(1)
+        during = monitor.statistics().backends["grid"]
+        await trio.sleep(7)
+        after = monitor.statistics().backends["grid"]
+    assert (during.in_flight, during.limiter_borrowed, during.limiter_total) == (3, 3, 3)
+    assert (after.jobs, after.in_flight, after.last_poll_latency) == (250, 0, 2.0)
+    assert after.calls == 3  # 250 jobs in chunks of 100, one sweep so far
+
+
+async def test_monitor_cannot_run_twice_at_once(store: Store) -> None:
+    monitor = Monitor(store, [FakeGrid()])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(monitor.run)
+        with pytest.raises(Exception, match="already running"):
+            await monitor.run()
+        monitor.stop()
+
+
+async def test_a_report_older_than_the_stored_one_is_dropped(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(call_deadline=30.0)
+    grid.truth["grid-0"] = S.SUBMITTED
+    grid.latencies = [10.0]  # the prompt poll at t0+5 answers only at t0+15
+    async with open_monitor(store, [grid]) as monitor:
+        t0 = trio.current_time()
+        await trio.sleep(5)
+        [job] = await monitor.track(jobs_on("grid", 1))
+        await trio.sleep(4)
+        grid.truth["grid-0"] = S.RUNNING  # the sweep at t0+10 sees this, answers at t0+11
+        await trio.sleep_until(t0 + 16)
+        # The slow call's "submitted" is older than the stored "running": it must not win,
+        # although Ganga's graph allows running -> submitted (a resubmission).
+        assert monitor.statistics().out_of_order == 1
+    assert [e.new for e in store.journal(job=job)] == [S.SUBMITTED, S.RUNNING]
+
+
+async def test_keyboard_interrupt_comes_out_bare(store: Store) -> None:
+    class Interrupting(FakeGrid):
+        def lifespan(self) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await Monitor(AsyncStore(store, in_thread=False), [Interrupting()]).run()
