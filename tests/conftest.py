@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("ci", max_examples=100, deadline=None)
 settings.register_profile(
     "fuzz",
-    max_examples=5_000,
+    max_examples=2_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -314,3 +314,9 @@ async def test_keyboard_interrupt_comes_out_bare(store: Store) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         await Monitor(AsyncStore(store, in_thread=False), [Interrupting()]).run()
+
+
+async def test_open_monitor_lets_the_blocks_error_out_bare(store: Store) -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with open_monitor(store, [FakeGrid()]):
+            _ = 1 / 0

@@ -353,14 +353,20 @@ async def open_monitor(
     grace: float = 5.0,
     seed: int | None = None,
 ) -> AsyncIterator[Monitor]:
-    """Run a `Monitor` for the duration of the block; leaving it stops gracefully."""
+    """Run a `Monitor` for the duration of the block; leaving it stops gracefully.
+
+    An exception from the block or the monitor comes out bare when it is the only one.
+    """
     monitor = Monitor(store, backends, grace=grace, seed=seed)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(monitor.run)
-        try:
-            yield monitor
-        finally:
-            monitor.stop()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(monitor.run)
+            try:
+                yield monitor
+            finally:
+                monitor.stop()
+    except BaseExceptionGroup as group:
+        raise _unwrap(group) from None
 
 
 def _ref(job: int, backend_id: str | None, status: Status, native: str | None) -> JobRef:

@@ -303,6 +303,11 @@ class BackendRunner:
                 and update.job in asked
                 and isinstance(update.status, Status)
             ):
+                ref = self.jobs.get(update.job)
+                if ref is not None and (ref.status, ref.native_status) == (
+                    update.status, update.native_status,
+                ):  # fmt: skip
+                    continue  # nothing new: most reports of a sweep, kept off the channel
                 await self._send.send(Report(self, observed, update))
             else:
                 self.garbage += 1
