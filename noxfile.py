@@ -39,3 +39,10 @@ def fuzz(session: nox.Session) -> None:
     session.run(
         "pytest", "--hypothesis-profile=fuzz", "-o", "faulthandler_timeout=1800", *session.posargs
     )
+
+
+@nox.session(python="3.11", default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks with their goals side by side; `nox -s bench -- --quick` for CI."""
+    _install(session, "bench")
+    session.run("python", "-m", "benchmarks", *session.posargs)

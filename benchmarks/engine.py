@@ -45,7 +45,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-async def _measure(n: int, path: Path) -> dict[str, float]:
+async def _measure(n: int, sweeps: int, path: Path) -> dict[str, float]:
     store = Store(path)
     store.add_jobs([NewJob("grid", str(i), Status.RUNNING, native_status="Running")
                     for i in range(n)])  # fmt: skip
@@ -61,7 +61,7 @@ async def _measure(n: int, path: Path) -> dict[str, float]:
         rss_loaded = _rss_bytes()
         await trio.sleep(INTERVAL / 2)  # let the first sweep pass
         cpu0, wall0, polled0 = time.process_time(), time.perf_counter(), grid.polled
-        await trio.sleep(SWEEPS * INTERVAL)
+        await trio.sleep(sweeps * INTERVAL)
         cpu, wall, polled = (time.process_time() - cpu0, time.perf_counter() - wall0,
                              grid.polled - polled0)  # fmt: skip
         monitor.stop()
@@ -74,22 +74,21 @@ async def _measure(n: int, path: Path) -> dict[str, float]:
     }
 
 
-def _child(n: int) -> None:
+def _child(n: int, sweeps: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(trio.run(_measure, n, Path(tmp) / "jobs.sqlite")))
+        print(json.dumps(trio.run(_measure, n, sweeps, Path(tmp) / "jobs.sqlite")))
 
 
-def measure() -> list[dict[str, float]]:
+def measure(*, quick: bool = False) -> list[dict[str, float]]:
     results = []
     for n in SIZES:
-        out = subprocess.run([sys.executable, __file__, str(n)], capture_output=True, text=True,
-                             check=True)  # fmt: skip
+        args = [sys.executable, __file__, str(n), str(2 if quick else SWEEPS)]
+        out = subprocess.run(args, capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout))
     return results
 
 
-def main() -> None:
-    results = measure()
+def report(results: list[dict[str, float]]) -> None:
     print(f"engine: every job polled every {INTERVAL:.0f} s, reported unchanged")
     print(f"{'jobs':>8} {'us CPU/job/poll':>16} {'CPU share':>10} {'RSS B/job':>10}")
     for r in results:
@@ -104,6 +103,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
-        _child(int(sys.argv[1]))
+        _child(int(sys.argv[1]), int(sys.argv[2]))
     else:
-        main()
+        report(measure())

@@ -42,8 +42,7 @@ def measure(jobs: int = 10_000, batches: int = 50, batch_size: int = 1000) -> di
     }
 
 
-def main() -> None:
-    result = measure()
+def report(result: dict[str, float]) -> None:
     print(
         f"store: {result['transitions']:.0f} transitions in batches of 1000: "
         f"{result['per_second']:,.0f}/s (goal >= {GOAL_PER_SECOND:,}/s, "
@@ -52,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report(measure())

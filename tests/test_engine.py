@@ -156,7 +156,7 @@ async def test_finalisation_goes_through_completing(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
     grid = FakeGrid(finalises=True)
-    async with open_monitor(store, [grid]) as monitor, monitor.subscribe() as changes:
+    async with open_monitor(store, [grid]) as monitor, monitor.changes() as changes:
         [job] = await monitor.track(jobs_on("grid", 1))
         grid.truth["grid-0"] = S.COMPLETED
         seen = []
@@ -236,7 +236,7 @@ async def test_a_slow_subscriber_is_dropped_not_waited_for(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
     grid = FakeGrid()
-    async with open_monitor(store, [grid]) as monitor, monitor.subscribe(buffer=2) as changes:
+    async with open_monitor(store, [grid]) as monitor, monitor.changes(buffer=2) as changes:
         ids = await monitor.track(jobs_on("grid", 5))
         grid.truth.update({f"grid-{i}": S.RUNNING for i in range(5)})
         await monitor.wait_for(ids[-1], [S.RUNNING], timeout=30)
@@ -277,6 +277,7 @@ async def test_statistics_describe_each_backend(
     assert (during.in_flight, during.limiter_borrowed, during.limiter_total) == (3, 3, 3)
     assert (after.jobs, after.in_flight, after.last_poll_latency) == (250, 0, 2.0)
     assert after.calls == 3  # 250 jobs in chunks of 100, one sweep so far
+    assert after.jobs_by_status == {S.SUBMITTED: 250}
 
 
 async def test_monitor_cannot_run_twice_at_once(store: Store) -> None:

@@ -315,8 +315,9 @@ class Monitor:
                 del self._waiters[job]
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, buffer: int = 10_000) -> AsyncIterator[Subscription]:
-        """Iterate the journal entries written from now on: `async for entry in sub`.
+    async def changes(self, buffer: int = 10_000) -> AsyncIterator[Subscription]:
+        """The journal entries written from now on, as an async iterator:
+        `async with monitor.changes() as changes: async for entry in changes: ...`
 
         A subscriber more than `buffer` entries behind is dropped; its iteration then raises
         `SubscriberLagged`, naming the last seq it got, so it can resume from the store.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ class BackendStatistics:
     limiter_borrowed: int
     limiter_total: int
     finalising: int
+    #: The tracked (active) jobs by their stored status.
+    jobs_by_status: dict[Status, int]
     last_poll_latency: float | None
     interval: float
 
@@ -139,6 +142,7 @@ class BackendRunner:
             limiter_borrowed=self.limiter.borrowed_tokens,
             limiter_total=int(self.limiter.total_tokens),
             finalising=self.finalise_limiter.borrowed_tokens,
+            jobs_by_status=dict(Counter(j.status for j in self.jobs.values())),
             last_poll_latency=self.last_poll_latency,
             interval=self.interval,
         )
