@@ -47,8 +47,9 @@ def _rss_bytes() -> int:
 
 async def _measure(n: int, sweeps: int, path: Path) -> dict[str, float]:
     store = Store(path)
-    store.add_jobs([NewJob("grid", str(i), Status.RUNNING, native_status="Running")
-                    for i in range(n)])  # fmt: skip
+    store.add_jobs(
+        [NewJob("grid", str(i), Status.RUNNING, native_status="Running") for i in range(n)]
+    )
     grid = EchoGrid()
     empty = Monitor(Store(path.with_suffix(".empty")), [EchoGrid()])
     async with trio.open_nursery() as nursery:
@@ -62,8 +63,11 @@ async def _measure(n: int, sweeps: int, path: Path) -> dict[str, float]:
         await trio.sleep(INTERVAL / 2)  # let the first sweep pass
         cpu0, wall0, polled0 = time.process_time(), time.perf_counter(), grid.polled
         await trio.sleep(sweeps * INTERVAL)
-        cpu, wall, polled = (time.process_time() - cpu0, time.perf_counter() - wall0,
-                             grid.polled - polled0)  # fmt: skip
+        cpu, wall, polled = (
+            time.process_time() - cpu0,
+            time.perf_counter() - wall0,
+            grid.polled - polled0,
+        )
         monitor.stop()
     return {
         "jobs": n,
@@ -92,8 +96,10 @@ def report(results: list[dict[str, float]]) -> None:
     print(f"engine: every job polled every {INTERVAL:.0f} s, reported unchanged")
     print(f"{'jobs':>8} {'us CPU/job/poll':>16} {'CPU share':>10} {'RSS B/job':>10}")
     for r in results:
-        print(f"{r['jobs']:>8,.0f} {r['cpu_us_per_job_poll']:>16.2f} "
-              f"{r['cpu_share_of_core']:>10.1%} {r['rss_bytes_per_job']:>10.0f}")  # fmt: skip
+        print(
+            f"{r['jobs']:>8,.0f} {r['cpu_us_per_job_poll']:>16.2f} "
+            f"{r['cpu_share_of_core']:>10.1%} {r['rss_bytes_per_job']:>10.0f}"
+        )
     ratio = results[-1]["cpu_us_per_job_poll"] / results[0]["cpu_us_per_job_poll"]
     print(
         f"goals: <= 5 us/job/poll and <= 1024 B/job at 100,000; "

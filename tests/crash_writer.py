@@ -20,8 +20,12 @@ def main(path: str, seed: int) -> None:
     store = Store(path)
     if not store.jobs():
         [master] = store.add_jobs([NewJob("dirac", None, Status.SUBMITTED)])
-        store.add_jobs([NewJob("dirac", str(i), Status.SUBMITTED, parent=master if i % 2 else None)
-                        for i in range(JOBS)])  # fmt: skip
+        store.add_jobs(
+            [
+                NewJob("dirac", str(i), Status.SUBMITTED, parent=master if i % 2 else None)
+                for i in range(JOBS)
+            ]
+        )
     current = {j.id: j.status for j in store.jobs() if j.backend_id is not None}
     while True:
         batch = []

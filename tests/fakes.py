@@ -25,8 +25,12 @@ class FakeGrid(Backend):
         **settings: float,
     ) -> None:
         self.name = name
-        defaults: dict[str, float] = {"poll_interval": 10.0, "call_deadline": 5.0,
-                                      "chunk_size": 100, "concurrency": 2}  # fmt: skip
+        defaults: dict[str, float] = {
+            "poll_interval": 10.0,
+            "call_deadline": 5.0,
+            "chunk_size": 100,
+            "concurrency": 2,
+        }
         defaults.update(settings)
         self.settings = BackendSettings(**defaults)  # type: ignore[arg-type]
         self.finalises = finalises

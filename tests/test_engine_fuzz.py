@@ -32,8 +32,14 @@ class UnrulyGrid(FakeGrid):
     """A FakeGrid that also answers twice for a job or about jobs nobody asked for."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(name, latency=LATENCY, poll_interval=INTERVAL, call_deadline=DEADLINE,
-                         chunk_size=3, concurrency=2)  # fmt: skip
+        super().__init__(
+            name,
+            latency=LATENCY,
+            poll_interval=INTERVAL,
+            call_deadline=DEADLINE,
+            chunk_size=3,
+            concurrency=2,
+        )
         self.duplicate_polls = 0
         self.stranger_polls = 0
 
@@ -109,8 +115,10 @@ class MonitorMachine(RuleBasedStateMachine):
     def fault(self, grid: str, fault: str, count: int) -> None:
         setattr(self.grids[grid], fault, getattr(self.grids[grid], fault) + count)
 
-    @rule(grid=st.sampled_from(GRIDS), latencies=st.lists(st.sampled_from([0.1, 3.0, 8.0]),
-                                                          max_size=4))  # fmt: skip
+    @rule(
+        grid=st.sampled_from(GRIDS),
+        latencies=st.lists(st.sampled_from([0.1, 3.0, 8.0]), max_size=4),
+    )
     def uneven_latency(self, grid: str, latencies: list[float]) -> None:
         self.grids[grid].latencies.extend(latencies)  # slow calls answer after fast ones
 

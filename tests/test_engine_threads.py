@@ -45,8 +45,9 @@ async def test_stop_is_bounded_with_ten_calls_hung_and_threads_do_not_pile_up(
     tmp_path: Path,
 ) -> None:
     poll = HangingPoll()
-    settings = BackendSettings(poll_interval=0.05, chunk_size=1, concurrency=HUNG,
-                               call_deadline=3600.0)  # fmt: skip
+    settings = BackendSettings(
+        poll_interval=0.05, chunk_size=1, concurrency=HUNG, call_deadline=3600.0
+    )
     backend = ThreadedBackend("legacy", poll, settings)
     store = Store(tmp_path / "jobs.sqlite")
     store.add_jobs([NewJob("legacy", str(i), Status.RUNNING) for i in range(HUNG * 3)])

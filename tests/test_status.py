@@ -48,7 +48,7 @@ GANGA_STATUSES = {
     "completed_frozen",
     "failed_frozen",
     "template",
-}  # fmt: skip
+}
 PRIORITY = ["submitting", "submitted", "running", "completing", "failed", "killed", "completed"]
 
 statuses = st.sampled_from(list(Status))

@@ -27,12 +27,16 @@ def store(tmp_path: Path) -> Store:
 
 
 def test_add_and_read_back(store: Store) -> None:
-    ids = store.add_jobs([NewJob("dirac", "17", S.SUBMITTED, native_status="Waiting"),
-                          NewJob("local")])  # fmt: skip
+    ids = store.add_jobs(
+        [NewJob("dirac", "17", S.SUBMITTED, native_status="Waiting"), NewJob("local")]
+    )
     job = store.get(ids[0])
     assert (job.backend, job.backend_id, job.status, job.native_status) == (
-        "dirac", "17", S.SUBMITTED, "Waiting",
-    )  # fmt: skip
+        "dirac",
+        "17",
+        S.SUBMITTED,
+        "Waiting",
+    )
     assert store.get(ids[1]).status == S.NEW
     assert [e.reason for e in store.journal()] == ["added", "added"]
 
@@ -46,8 +50,13 @@ def test_cas_transition_applies_with_journal_row(store: Store) -> None:
     assert (record.status, record.native_status, record.transitions) == (S.RUNNING, "Running", 1)
     last = store.journal()[-1]
     assert (last.job, last.old, last.new, last.native_status, last.reason, last.time) == (
-        job, S.SUBMITTED, S.RUNNING, "Running", "poll", 1000.0,
-    )  # fmt: skip
+        job,
+        S.SUBMITTED,
+        S.RUNNING,
+        "Running",
+        "poll",
+        1000.0,
+    )
 
 
 def test_refused_transitions_write_nothing(store: Store) -> None:
@@ -77,15 +86,22 @@ def test_same_status_same_native_writes_nothing(store: Store) -> None:
 
 def test_batch_applies_in_order_and_reports_each(store: Store) -> None:
     a, b = store.add_jobs([NewJob("slurm", "1", S.SUBMITTED), NewJob("slurm", "2", S.SUBMITTED)])
-    outcomes = store.apply([
-        Transition(a, S.SUBMITTED, S.RUNNING),
-        Transition(a, S.RUNNING, S.COMPLETED),     # sees the move before it
-        Transition(b, S.RUNNING, S.COMPLETED),     # stale
-        Transition(b, S.SUBMITTED, S.NEW),         # illegal
-        Transition(7, S.SUBMITTED, S.RUNNING),     # unknown
-    ])  # fmt: skip
-    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.STALE, Outcome.ILLEGAL,
-                        Outcome.UNKNOWN_JOB]  # fmt: skip
+    outcomes = store.apply(
+        [
+            Transition(a, S.SUBMITTED, S.RUNNING),
+            Transition(a, S.RUNNING, S.COMPLETED),  # sees the move before it
+            Transition(b, S.RUNNING, S.COMPLETED),  # stale
+            Transition(b, S.SUBMITTED, S.NEW),  # illegal
+            Transition(7, S.SUBMITTED, S.RUNNING),  # unknown
+        ]
+    )
+    assert outcomes == [
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.STALE,
+        Outcome.ILLEGAL,
+        Outcome.UNKNOWN_JOB,
+    ]
     assert store.get(a).status == S.COMPLETED
     assert store.get(a).transitions == 2
     assert store.get(b).status == S.SUBMITTED
@@ -117,8 +133,13 @@ def test_subjob_of_unknown_parent_is_refused(store: Store) -> None:
 
 
 def test_filters(store: Store) -> None:
-    store.add_jobs([NewJob("dirac", "1", S.RUNNING), NewJob("slurm", "2", S.RUNNING),
-                    NewJob("dirac", "3", S.COMPLETED)])  # fmt: skip
+    store.add_jobs(
+        [
+            NewJob("dirac", "1", S.RUNNING),
+            NewJob("slurm", "2", S.RUNNING),
+            NewJob("dirac", "3", S.COMPLETED),
+        ]
+    )
     assert [j.backend_id for j in store.active_jobs("dirac")] == ["1"]
     assert [j.backend_id for j in store.active_jobs()] == ["1", "2"]
     assert store.count_by_status() == {S.RUNNING: 2, S.COMPLETED: 1}

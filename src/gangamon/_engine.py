@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import trio
 
 from ._astore import AsyncStore
-from ._errors import GangamonError, UnknownJob
+from ._errors import GangamonError, UnknownJob, single_exception
 from ._status import ACTIVE, Status, can_transition
 from ._store import JournalEntry, NewJob, Outcome, Store, Transition
 from ._subscribe import Subscription
@@ -103,7 +103,7 @@ class Monitor:
         try:
             await self._run(task_status)
         except BaseExceptionGroup as group:
-            raise _unwrap(group) from None
+            raise single_exception(group) from None
         finally:
             self._running = False
 
@@ -136,8 +136,9 @@ class Monitor:
         known = set(self._runners)
         orphans = [j.id for j in await self.store.active_jobs() if j.backend not in known]
         if orphans:
-            log.warning("%d active jobs belong to backends not configured here; left alone",
-                        len(orphans))  # fmt: skip
+            log.warning(
+                "%d active jobs belong to backends not configured here; left alone", len(orphans)
+            )
 
     # -- the writer ------------------------------------------------------------------------
 
@@ -186,8 +187,14 @@ class Monitor:
                 continue
             if not can_transition(status, target):
                 self._illegal += 1
-                log.warning("backend %s: job %d: refused %s -> %s (%s)", runner.name, ref.id,
-                            status, target, update.reason or "no reason given")  # fmt: skip
+                log.warning(
+                    "backend %s: job %d: refused %s -> %s (%s)",
+                    runner.name,
+                    ref.id,
+                    status,
+                    target,
+                    update.reason or "no reason given",
+                )
                 continue
             transitions.append(
                 Transition(ref.id, status, target, update.native_status, update.reason)
@@ -202,13 +209,15 @@ class Monitor:
             if outcome is Outcome.APPLIED:
                 self._applied += 1
                 runner.observed[t.job] = observed
-                self._stored(runner, _ref(t.job, runner.jobs[t.job].backend_id, t.new,
-                                          t.native_status))  # fmt: skip
+                self._stored(
+                    runner, _ref(t.job, runner.jobs[t.job].backend_id, t.new, t.native_status)
+                )
             elif outcome is Outcome.STALE:
                 # Someone else (a CLI, Ganga) changed the job: believe the store.
                 record = await self.store.get(t.job)
-                self._stored(runner, _ref(t.job, record.backend_id, record.status,
-                                          record.native_status))  # fmt: skip
+                self._stored(
+                    runner, _ref(t.job, record.backend_id, record.status, record.native_status)
+                )
             elif outcome is Outcome.UNKNOWN_JOB:
                 runner.discard(t.job)
         await self._publish()
@@ -367,18 +376,8 @@ async def open_monitor(
             finally:
                 monitor.stop()
     except BaseExceptionGroup as group:
-        raise _unwrap(group) from None
+        raise single_exception(group) from None
 
 
 def _ref(job: int, backend_id: str | None, status: Status, native: str | None) -> JobRef:
     return JobRef(job, backend_id or "", status, native)
-
-
-def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception inside nested single-member groups, or the group itself."""
-    while len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        if not isinstance(inner, BaseExceptionGroup):
-            return inner
-        group = inner
-    return group

@@ -35,3 +35,14 @@ class StaleTransition(GangamonError):
     def __init__(self, job: int, expected: str, actual: str) -> None:
         self.job, self.expected, self.actual = job, expected, actual
         super().__init__(f"job {job}: expected status {expected!r} but the store has {actual!r}")
+
+
+def single_exception(exc: BaseException) -> BaseException:
+    """The exception inside nested one-member groups, or `exc` itself.
+
+    Our policy for exception groups: `except*` inside, and at the public edge a lone
+    exception (KeyboardInterrupt included) comes out bare.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import trio
 
+from ._errors import single_exception
 from ._status import Status
-from .backends._protocol import Backend, JobRef, Update
+from .backends._protocol import Backend, BackendUnavailable, JobRef, Update
 
 log = logging.getLogger("gangamon.backend")
 
@@ -52,6 +53,7 @@ class BackendStatistics:
     jobs_by_status: dict[Status, int]
     last_poll_latency: float | None
     interval: float
+    problem: str | None
 
 
 class BackendRunner:
@@ -71,6 +73,8 @@ class BackendRunner:
         self.calls = self.errors = self.timeouts = self.garbage = self.restarts = 0
         self.in_flight = 0
         self.last_poll_latency: float | None = None
+        #: Why the backend is not working, while it is not (shown by `statistics`).
+        self.problem: str | None = None
         self._rng = rng
         self._fresh: set[int] = set()
         self._wake = trio.Event()
@@ -145,6 +149,7 @@ class BackendRunner:
             jobs_by_status=dict(Counter(j.status for j in self.jobs.values())),
             last_poll_latency=self.last_poll_latency,
             interval=self.interval,
+            problem=self.problem,
         )
 
     # -- supervision -----------------------------------------------------------------------
@@ -182,10 +187,22 @@ class BackendRunner:
                         self.settings.restart_delay * 2**crashes, self.settings.max_restart_delay
                     ) * self._rng.uniform(0.5, 1.0)
                     crashes += 1
-                    log.warning(
-                        "backend %s crashed (%s); restart %d in %.1f s",
-                        self.name, _describe(exc), self.restarts, delay,
-                    )  # fmt: skip
+                    cause = single_exception(exc)
+                    if isinstance(cause, BackendUnavailable):
+                        # A person has to act: say so once, then check back now and then.
+                        delay = self.settings.max_restart_delay
+                        if str(cause) != self.problem:
+                            log.error("backend %s unavailable: %s", self.name, cause)
+                        self.problem = str(cause)
+                    else:
+                        self.problem = f"crashed: {_describe(cause)}"
+                        log.warning(
+                            "backend %s crashed (%s); restart %d in %.1f s",
+                            self.name,
+                            _describe(cause),
+                            self.restarts,
+                            delay,
+                        )
                     with self._sleep_scope():
                         await trio.sleep(delay)
 
@@ -277,19 +294,26 @@ class BackendRunner:
             try:
                 with trio.move_on_after(self.settings.call_deadline) as deadline:
                     updates = await self.backend.poll(chunk)
+            except BackendUnavailable:
+                raise  # not this call's problem: the supervisor deals with it
             except Exception as exc:
                 self.errors += 1
                 failures.append(True)
-                log.warning("backend %s: poll of %d jobs failed: %s", self.name, len(chunk),
-                            _describe(exc))  # fmt: skip
+                log.warning(
+                    "backend %s: poll of %d jobs failed: %s", self.name, len(chunk), _describe(exc)
+                )
                 return
             finally:
                 self.in_flight -= 1
             if deadline.cancelled_caught:
                 self.timeouts += 1
                 failures.append(True)
-                log.warning("backend %s: poll of %d jobs passed its %.1f s deadline",
-                            self.name, len(chunk), self.settings.call_deadline)  # fmt: skip
+                log.warning(
+                    "backend %s: poll of %d jobs passed its %.1f s deadline",
+                    self.name,
+                    len(chunk),
+                    self.settings.call_deadline,
+                )
                 return
             self.last_poll_latency = trio.current_time() - started
         await self._forward(updates, {j.id for j in chunk}, started)
@@ -309,8 +333,9 @@ class BackendRunner:
             ):
                 ref = self.jobs.get(update.job)
                 if ref is not None and (ref.status, ref.native_status) == (
-                    update.status, update.native_status,
-                ):  # fmt: skip
+                    update.status,
+                    update.native_status,
+                ):
                     continue  # nothing new: most reports of a sweep, kept off the channel
                 await self._send.send(Report(self, observed, update))
             else:
@@ -370,9 +395,15 @@ class BackendRunner:
                 problem = f"finalise passed its {self.settings.call_deadline} s deadline"
                 continue
             reply: object = update  # a backend may return anything: check it
-            if isinstance(reply, Update) and reply.job == job.id and reply.status in (
-                Status.COMPLETED, Status.FAILED,
-            ):  # fmt: skip
+            if (
+                isinstance(reply, Update)
+                and reply.job == job.id
+                and reply.status
+                in (
+                    Status.COMPLETED,
+                    Status.FAILED,
+                )
+            ):
                 return reply
             self.garbage += 1
             problem = f"finalise returned {update!r}"
@@ -381,6 +412,5 @@ class BackendRunner:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        return _describe(exc.exceptions[0])
+    exc = single_exception(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -5,6 +5,7 @@ from ._protocol import (
     Backend as Backend,
     BackendError as BackendError,
     BackendSettings as BackendSettings,
+    BackendUnavailable as BackendUnavailable,
     JobRef as JobRef,
     Update as Update,
 )

@@ -75,6 +75,14 @@ class BackendError(GangamonError):
     """A backend call failed in a way the backend understood (the engine counts and retries)."""
 
 
+class BackendUnavailable(BackendError):
+    """The backend cannot work until a person acts (a missing or expired proxy, no binary).
+
+    The engine reports it once, shows it in the backend's statistics, and retries at the
+    longest restart delay rather than crash-looping.
+    """
+
+
 class Backend:
     """Base of every backend. Subclasses implement `poll`; the rest is optional.
 

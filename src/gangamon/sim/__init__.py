@@ -1,0 +1,1 @@
+"""Simulators of the systems gangamon monitors, for tests, benchmarks and the demo."""

@@ -1,0 +1,158 @@
+"""A throw-away grid PKI for the simulator: a CA, a host certificate, a user, an RFC 3820 proxy.
+
+Written as PEM files in a directory: `ca/ca.pem`, `host.pem` + `host.key`, and `proxy.pem`
+holding the proxy certificate, its key and the user certificate, as voms-proxy-init writes it
+(and `expired-proxy.pem`, for fault injection).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+#: RFC 3820 proxyCertInfo, with the "inherit all" policy.
+PROXY_CERT_INFO = ObjectIdentifier("1.3.6.1.5.5.7.1.14")
+_INHERIT_ALL = bytes.fromhex("300c300a06082b06010505071501")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    directory: Path
+    ca_dir: Path
+    ca_file: Path
+    host_cert: Path
+    host_key: Path
+    proxy: Path
+    expired_proxy: Path
+
+
+def _name(*cns: str) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "gangamon simulated grid")]
+    attrs += [x509.NameAttribute(NameOID.COMMON_NAME, cn) for cn in cns]
+    return x509.Name(attrs)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    start: dt.datetime,
+    days: float,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+    )
+
+
+def make_credentials(directory: Path, *, hostname: str = "localhost") -> Credentials:
+    """Create the CA, host certificate and proxies in `directory` (made if missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        _builder(_name("gangamon sim CA"), _name("gangamon sim CA"), ca_key, now, 30)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    host_key = ec.generate_private_key(ec.SECP256R1())
+    host = (
+        _builder(_name(hostname), ca.subject, host_key, now, 30)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    user_key = ec.generate_private_key(ec.SECP256R1())
+    user_name = _name("gangamon simulated user")
+    user = (
+        _builder(user_name, ca.subject, user_key, now, 30)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, True, False, False, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_dir = directory / "ca"
+    ca_dir.mkdir(exist_ok=True)
+    ca_file = ca_dir / "ca.pem"
+    ca_file.write_bytes(_pem(ca))
+    (directory / "host.pem").write_bytes(_pem(host))
+    host_key_file = directory / "host.key"
+    host_key_file.write_bytes(_key_pem(host_key))
+    host_key_file.chmod(0o600)
+    proxy = _write_proxy(directory / "proxy.pem", user, user_key, now, hours=24)
+    expired = _write_proxy(
+        directory / "expired-proxy.pem", user, user_key, now - dt.timedelta(days=2), hours=1
+    )
+    return Credentials(
+        directory, ca_dir, ca_file, directory / "host.pem", host_key_file, proxy, expired
+    )
+
+
+def _write_proxy(
+    path: Path,
+    user: x509.Certificate,
+    user_key: ec.EllipticCurvePrivateKey,
+    start: dt.datetime,
+    *,
+    hours: float,
+) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    serial = x509.random_serial_number()
+    subject = x509.Name([*user.subject, x509.NameAttribute(NameOID.COMMON_NAME, str(serial))])
+    proxy = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(user.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(hours=hours))
+        .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO, _INHERIT_ALL), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(user_key, hashes.SHA256())
+    )
+    path.write_bytes(_pem(proxy) + _key_pem(key) + _pem(user))
+    path.chmod(0o600)
+    return path

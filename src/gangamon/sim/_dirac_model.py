@@ -1,0 +1,92 @@
+"""Simulated DIRAC jobs: each follows a path through DIRAC's own state machine on a clock.
+
+Pure and synchronous: a job's path is drawn once, from a seeded generator, when it is
+submitted; its state at any time is looked up. Every path is legal under DIRAC's
+JobsStateMachine (a property test walks them).
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass, field
+
+from ..backends.dirac._states import DiracStatus as D
+
+#: (status, minor status) steps of the common paths. Durations are drawn per step.
+_QUEUE = [
+    (D.RECEIVED, "Job accepted"),
+    (D.CHECKING, "JobSanity"),
+    (D.WAITING, "Pilot Agent Submission"),
+    (D.MATCHED, "Assigned"),
+]
+_RUN = [(D.RUNNING, "Job Initialization"), (D.RUNNING, "Application")]
+_FINISH = [
+    (D.COMPLETING, "Application Finished Successfully"),
+    (D.COMPLETING, "Uploading Output Sandbox"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """How often each ending happens. What is left over ends Done."""
+
+    failed: float = 0.08
+    killed: float = 0.02
+    rescheduled: float = 0.05
+    stalled: float = 0.05
+    lingering_completed: float = 0.05
+
+
+@dataclass(slots=True)
+class SimJob:
+    id: int
+    submitted: float
+    #: (time, status, minor status), in time order; the first is at `submitted`.
+    path: list[tuple[float, D, str]] = field(default_factory=list)
+    application_status: str = "Unknown"
+    site: str = "ANY"
+
+    def state_at(self, now: float) -> tuple[D, str]:
+        i = bisect.bisect_right(self.path, now, key=lambda step: step[0]) - 1
+        _, status, minor = self.path[max(i, 0)]
+        return status, minor
+
+    def finished_at(self) -> float:
+        return self.path[-1][0]
+
+
+def draw_path(
+    rng: random.Random, start: float, mean_runtime: float, outcomes: Outcomes
+) -> list[tuple[float, D, str]]:
+    """A path from Received to an end state, with step durations around `mean_runtime`."""
+    steps: list[tuple[D, str]] = list(_QUEUE)
+    roll = rng.random()
+    if roll < outcomes.killed:
+        steps = [*steps[:3], (D.KILLED, "Marked for termination")]
+    else:
+        if rng.random() < outcomes.rescheduled:
+            steps += [
+                (D.RESCHEDULED, "Job Rescheduled"),
+                (D.WAITING, "Pilot Agent Submission"),
+                (D.MATCHED, "Assigned"),
+            ]
+        steps += _RUN
+        if rng.random() < outcomes.stalled:
+            steps += [
+                (D.STALLED, "Watchdog identified this job as stalled"),
+                (D.RUNNING, "Application"),
+            ]
+        if roll < outcomes.killed + outcomes.failed:
+            steps += [(D.FAILED, "Application Finished With Errors")]
+        else:
+            steps += _FINISH
+            if rng.random() < outcomes.lingering_completed:
+                steps += [(D.COMPLETED, "Pending Requests")]
+            steps += [(D.DONE, "Execution Complete")]
+    path, t = [], start
+    for i, (status, minor) in enumerate(steps):
+        if i:
+            t += rng.expovariate(len(steps) / mean_runtime)
+        path.append((t, status, minor))
+    return path

@@ -1,0 +1,286 @@
+"""A DIRAC JobMonitoring simulator speaking DIRAC's HTTPS (Tornado) wire protocol.
+
+Nobody can run a DIRAC server here (MySQL, OpenSearch, a patched Tornado), so this serves
+what a client sees: POST /WorkloadManagement/TornadoJobMonitoring with the form fields
+`method` and `args` (JEncoded), S_OK/S_ERROR JSON replies with string job-id keys, 401 without
+a client certificate, 500 with a raw body on a server fault. Over TLS it presents a host
+certificate of its own CA and accepts RFC 3820 proxies; plain HTTP is there for tests.
+
+Jobs follow DIRAC's state machine on this server's clock (`_dirac_model`). Calls take time
+from a latency model (base + per id + a heavy tail), run at most `threads` at once with at most
+`backlog` waiting (connections beyond are closed, as DIRAC's reactor does), and faults can be
+injected: an S_ERROR, an HTTP 500, a reset connection, a call that hangs.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import ssl
+import tarfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import h11
+import trio
+
+from ..backends.dirac._states import DiracStatus
+from ..backends.dirac._wire import WireError, jencode, parse_tornado_body, s_error
+from ._certs import Credentials
+from ._dirac_model import Outcomes, SimJob, draw_path
+from ._dirac_service import JobMonitoring, SandboxStore
+
+JOB_MONITORING = "/WorkloadManagement/TornadoJobMonitoring"
+SANDBOX_STORE = "/WorkloadManagement/TornadoSandboxStore"
+FAULTS = ("s_error", "http500", "reset", "hang")
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyModel:
+    """Seconds per call: base + per_id * ids, plus, with `tail_probability`, a Pareto tail."""
+
+    base: float = 0.05
+    per_id: float = 2e-6
+    tail_probability: float = 0.01
+    tail_scale: float = 1.0
+    tail_shape: float = 1.5
+
+    def draw(self, rng: random.Random, ids: int) -> float:
+        delay = self.base + self.per_id * ids
+        if rng.random() < self.tail_probability:
+            delay += self.tail_scale * rng.paretovariate(self.tail_shape)
+        return delay
+
+
+@dataclass(slots=True)
+class SimStatistics:
+    calls: Counter[str] = field(default_factory=Counter)
+    ids_asked: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    refused_connections: int = 0
+    faults_served: Counter[str] = field(default_factory=Counter)
+    unauthenticated: int = 0
+
+
+class DiracSim:
+    """Simulated DIRAC jobs and the services that report on them.
+
+    `clock` is the server's time (trio's by default, so MockClock drives it in tests that
+    stay off the network).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        mean_runtime: float = 60.0,
+        outcomes: Outcomes | None = None,
+        latency: LatencyModel | None = None,
+        threads: int = 15,
+        backlog: int = 100,
+        credentials: Credentials | None = None,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self.jobs: dict[int, SimJob] = {}
+        self.rng = random.Random(seed)
+        self.mean_runtime = mean_runtime
+        self.outcomes = outcomes or Outcomes()
+        self.latency = latency or LatencyModel()
+        self.credentials = credentials
+        self.clock = clock
+        self.stats = SimStatistics()
+        self.url = ""
+        self._threads = trio.CapacityLimiter(threads)
+        self._backlog = backlog
+        self._waiting = 0
+        self._faults: list[str] = []
+        self._next_id = 1000
+        self._monitoring = JobMonitoring(self.jobs, self._now)
+        self._sandbox = SandboxStore(self.jobs, self._now, "")
+
+    def _now(self) -> float:
+        return self.clock()
+
+    # -- jobs and faults -------------------------------------------------------------------
+
+    def submit(self, n: int, *, mean_runtime: float | None = None) -> list[int]:
+        """Create `n` jobs starting now, each on its own drawn path; return their ids."""
+        now = self._now()
+        ids = []
+        for _ in range(n):
+            path = draw_path(self.rng, now, mean_runtime or self.mean_runtime, self.outcomes)
+            ids.append(self.add_job(path))
+        return ids
+
+    def add_job(self, path: Sequence[tuple[float, DiracStatus, str]]) -> int:
+        """Create a job with an explicit path of (time, DiracStatus, minor status)."""
+        self._next_id += 1
+        job = SimJob(self._next_id, path[0][0], list(path))
+        self.jobs[job.id] = job
+        return job.id
+
+    def inject(self, fault: str, count: int = 1) -> None:
+        """The next `count` calls fail with `fault`: one of s_error, http500, reset, hang."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+        self._faults.extend([fault] * count)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until cancelled; reports the base URL (https if credentials were given)."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[1]
+        scheme = "https" if self.credentials else "http"
+        self.url = f"{scheme}://{host}:{bound}"
+        self._sandbox.base_url = self.url
+        context = self._ssl_context()
+        served = cast("list[trio.abc.Listener[trio.abc.Stream]]", listeners)
+        if context is not None:
+            served = [trio.SSLListener(lst, context, https_compatible=True) for lst in listeners]
+        async with trio.open_nursery() as nursery:
+            task_status.started(self.url)
+            await trio.serve_listeners(self._connection, served, handler_nursery=nursery)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.credentials is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.credentials.host_cert, self.credentials.host_key)
+        context.load_verify_locations(self.credentials.ca_file)
+        # Optional, so that a client without a certificate gets DIRAC's 401, not a TLS alert.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.verify_flags |= ssl.VERIFY_ALLOW_PROXY_CERTS
+        return context
+
+    async def _connection(self, stream: trio.abc.Stream) -> None:
+        try:
+            if self._waiting >= self._backlog:
+                self.stats.refused_connections += 1
+                return  # DIRAC's reactor closes connections beyond its backlog
+            conn = h11.Connection(h11.SERVER)
+            while True:
+                request = await _next_event(conn, stream)
+                if not isinstance(request, h11.Request):
+                    return
+                body = b""
+                while True:
+                    event = await _next_event(conn, stream)
+                    if isinstance(event, h11.Data):
+                        body += event.data
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    else:
+                        return
+                reply = await self._respond(stream, request, body)
+                if reply is None:
+                    return  # reset or hung up
+                status, content_type, payload = reply
+                headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+                await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)))
+                await stream.send_all(conn.send(h11.Data(data=payload)))
+                await stream.send_all(conn.send(h11.EndOfMessage()))
+                if conn.our_state is h11.MUST_CLOSE:
+                    return
+                conn.start_next_cycle()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+            return
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _respond(
+        self, stream: trio.abc.Stream, request: h11.Request, body: bytes
+    ) -> tuple[int, str, bytes] | None:
+        target = request.target.decode(errors="replace")
+        if isinstance(stream, trio.SSLStream) and not stream.getpeercert():
+            self.stats.unauthenticated += 1
+            return 401, "text/plain", b"Unauthorized: no client certificate"
+        if request.method == b"GET" and target.startswith("/sandbox/"):
+            return self._sandbox_file(target)
+        services: dict[str, JobMonitoring | SandboxStore] = {
+            JOB_MONITORING: self._monitoring,
+            SANDBOX_STORE: self._sandbox,
+        }
+        service = services.get(target)
+        if request.method != b"POST" or service is None:
+            return 404, "text/plain", f"no service at {target}".encode()
+        try:
+            method, args = parse_tornado_body(body)
+        except WireError as e:
+            return 400, "text/plain", str(e).encode()
+        self._waiting += 1
+        admitted = False
+        try:
+            async with self._threads:
+                self._waiting -= 1
+                admitted = True
+                return await self._run_call(stream, service, method, args)
+        finally:
+            if not admitted:
+                self._waiting -= 1
+
+    async def _run_call(
+        self,
+        stream: trio.abc.Stream,
+        service: JobMonitoring | SandboxStore,
+        method: str,
+        args: list[object],
+    ) -> tuple[int, str, bytes] | None:
+        stats = self.stats
+        stats.calls[method] += 1
+        ids = args[0] if args and isinstance(args[0], list) else [None]
+        stats.ids_asked += len(ids)
+        stats.in_flight += 1
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            await trio.sleep(self.latency.draw(self.rng, len(ids)))
+            fault = self._faults.pop(0) if self._faults else None
+            if fault is not None:
+                stats.faults_served[fault] += 1
+            if fault == "reset":
+                return None
+            if fault == "hang":
+                await stream.receive_some(1)  # until the client gives up and hangs up
+                return None
+            if fault == "http500":
+                return 500, "text/plain", b"Internal Server Error: simulated fault"
+            if fault == "s_error":
+                result = s_error("Simulated DIRAC failure: database went away")
+            else:
+                result = service.call(method, args)
+            return 200, "application/json", jencode(result)
+        finally:
+            stats.in_flight -= 1
+
+    def _sandbox_file(self, target: str) -> tuple[int, str, bytes]:
+        name = target.removeprefix("/sandbox/")
+        try:
+            job = self.jobs[int(name.removesuffix(".tar.bz2"))]
+        except (KeyError, ValueError):
+            return 404, "text/plain", f"no sandbox {name}".encode()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:bz2") as tar:
+            content = f"output of simulated DIRAC job {job.id}\n".encode()
+            info = tarfile.TarInfo("std.out")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        return 200, "application/x-bzip2", buffer.getvalue()
+
+
+async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(65536)
+            conn.receive_data(bytes(data))
+            continue
+        return event

@@ -1,0 +1,190 @@
+"""The DIRAC backend against the simulator over real HTTPS on loopback (real clock)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from gangamon import AsyncStore, BackendSettings, Monitor, NewJob, Status, Store
+from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D, ganga_status
+from gangamon.sim._certs import Credentials, make_credentials
+from gangamon.sim.dirac import DiracSim, LatencyModel
+
+FAST = LatencyModel(base=0.002, per_id=1e-7, tail_probability=0.0)
+
+
+@pytest.fixture(scope="module")
+def credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
+    return make_credentials(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+async def sim(credentials: Credentials, nursery: trio.Nursery) -> DiracSim:
+    sim = DiracSim(seed=7, mean_runtime=1.0, latency=FAST, credentials=credentials)
+    await nursery.start(sim.serve)
+    return sim
+
+
+def backend(
+    sim: DiracSim,
+    credentials: Credentials,
+    tmp_path: Path,
+    *,
+    download: bool = True,
+    **settings: Any,
+) -> DiracBackend:
+    transport = DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file)
+    base: dict[str, Any] = {
+        "poll_interval": 0.5,
+        "chunk_size": 1000,
+        "concurrency": 8,
+        "call_deadline": 2.0,
+        "restart_delay": 0.1,
+        "max_restart_delay": 0.5,
+    }
+    base.update(settings)
+    return DiracBackend(
+        transport,
+        output_dir=tmp_path / "out",
+        download_output=download,
+        settings=BackendSettings(**base),
+    )
+
+
+def expected(sim: DiracSim, dirac_id: str) -> Status:
+    status, minor = sim.jobs[int(dirac_id)].path[-1][1:]
+    return ganga_status(status, minor)
+
+
+async def wait_restarts(monitor: Monitor, n: int) -> None:
+    """Until the backend has restarted `n` times (checked every 0.1 s; the restarts are the
+    event, and nothing signals them)."""
+    while monitor.statistics().backends["dirac"].restarts < n:  # noqa: ASYNC110
+        await trio.sleep(0.1)
+
+
+async def run_until_final(store: Store, monitor: Monitor, jobs: list[int], limit: float) -> None:
+    with trio.fail_after(limit):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(monitor.run)
+            for job in jobs:
+                await monitor.wait_for(job, [Status.COMPLETED, Status.FAILED, Status.KILLED])
+            monitor.stop()
+
+
+async def test_ten_thousand_jobs_reach_the_right_status(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    dirac_ids = sim.submit(10_000)
+    ids = store.add_jobs([NewJob("dirac", str(i), Status.SUBMITTED) for i in dirac_ids])
+    monitor = Monitor(store, [backend(sim, credentials, tmp_path, download=False)])
+    await run_until_final(store, monitor, ids, limit=60)
+    wrong = [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")]
+    assert wrong == []
+    stats = monitor.statistics().backends["dirac"]
+    assert stats.errors == stats.timeouts == stats.garbage == 0
+    assert sim.stats.peak_in_flight <= 8
+    assert set(sim.stats.calls) == {"getJobsStates"}
+
+
+async def test_faults_lose_and_mismap_nothing(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    dirac_ids = sim.submit(300)
+    ids = store.add_jobs([NewJob("dirac", str(i), Status.SUBMITTED) for i in dirac_ids])
+    for fault in ("s_error", "http500", "reset", "hang"):
+        sim.inject(fault, 2)
+    b = backend(sim, credentials, tmp_path, chunk_size=50, concurrency=3, call_deadline=0.5)
+    monitor = Monitor(store, [b])
+    await run_until_final(store, monitor, ids, limit=60)
+    assert [j.id for j in store.jobs() if j.status != expected(sim, j.backend_id or "")] == []
+    stats = monitor.statistics().backends["dirac"]
+    assert sum(sim.stats.faults_served.values()) == 8
+    assert stats.errors >= 6
+    assert stats.timeouts >= 2
+    assert sim.stats.peak_in_flight <= 3 + 4  # polls + finalisations (DIRAC_SETTINGS: 4)
+
+
+async def test_finalisation_downloads_the_output_sandbox(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    path = [
+        (0.0, D.RECEIVED, "Job accepted"),
+        (0.6, D.RUNNING, "Application"),
+        (1.5, D.DONE, "Execution Complete"),
+    ]
+    dirac_id = sim.add_job([(trio.current_time() + t, s, m) for t, s, m in path])
+    [job] = store.add_jobs([NewJob("dirac", str(dirac_id), Status.SUBMITTED)])
+    monitor = Monitor(store, [backend(sim, credentials, tmp_path)])
+    await run_until_final(store, monitor, [job], limit=20)
+    assert [(e.new, e.native_status) for e in store.journal(job=job)] == [
+        (Status.SUBMITTED, None),
+        (Status.SUBMITTED, "Received"),
+        (Status.RUNNING, "Running"),
+        (Status.COMPLETING, "Done"),
+        (Status.COMPLETED, "Done"),
+    ]
+    out = tmp_path / "out" / str(dirac_id) / "std.out"
+    assert out.read_text() == f"output of simulated DIRAC job {dirac_id}\n"
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    assert f"Done at {today}" in store.journal(job=job)[-1].reason
+
+
+async def test_a_client_without_certificate_gets_one_clear_error(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    [dirac_id] = sim.submit(1)
+    store.add_jobs([NewJob("dirac", str(dirac_id), Status.SUBMITTED)])
+    b = backend(sim, credentials, tmp_path)
+    b.transport.proxy = None  # no client certificate at all
+    monitor = Monitor(store, [b])
+    with caplog.at_level(logging.ERROR, logger="gangamon.backend"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(monitor.run)
+            await wait_restarts(monitor, 3)
+            monitor.stop()
+    problem = monitor.statistics().backends["dirac"].problem
+    assert problem is not None
+    assert "refused our credentials (401)" in problem
+    assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+    assert sim.stats.unauthenticated >= 3
+
+
+@pytest.mark.parametrize("which", ["missing", "expired"])
+async def test_missing_or_expired_proxy_is_one_clear_error(
+    which: str,
+    credentials: Credentials,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # No network here (the proxy is checked before any call): virtual time is safe.
+    proxy = tmp_path / "nope.pem" if which == "missing" else credentials.expired_proxy
+    transport = DiracHttps("https://127.0.0.1:9", proxy=proxy, ca=credentials.ca_file)
+    b = DiracBackend(transport, output_dir=tmp_path)
+    store = Store(tmp_path / "jobs.sqlite")
+    store.add_jobs([NewJob("dirac", "1", Status.SUBMITTED)])
+    monitor = Monitor(AsyncStore(store, in_thread=False), [b])
+    with caplog.at_level(logging.ERROR, logger="gangamon.backend"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(monitor.run)
+            await trio.sleep(599)
+            monitor.stop()
+    stats = monitor.statistics().backends["dirac"]
+    assert stats.restarts == 10  # one check per max_restart_delay (60 s), no crash loop
+    words = "no DIRAC proxy at" if which == "missing" else "expired at"
+    assert stats.problem is not None
+    assert words in stats.problem
+    assert str(proxy) in stats.problem
+    assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+    assert store.jobs()[0].status == Status.SUBMITTED
