@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import zipfile
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2025.2.9"
@@ -46,3 +50,49 @@ def bench(session: nox.Session) -> None:
     """Benchmarks with their goals side by side; `nox -s bench -- --quick` for CI."""
     _install(session, "bench")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+DIRAC_VERSION = "9.1.22"
+
+
+@nox.session(python="3.11", default=False)
+def dirac(session: nox.Session) -> None:
+    """The real DIRAC client against our simulator (HTTPS and dips), and the transport
+    benchmark beside it.
+
+    DIRAC's wheel cannot be installed as is: M2Crypto builds only with swig on PATH (swig from
+    PyPI, with SWIG_LIB pointing into it), and gfal2-python needs a C library Debian's Python
+    cannot build against here. So: swig, then DIRAC's own requirements minus gfal2, then
+    DIRAC without dependencies. The client side needs nothing of gfal2.
+    """
+    session.install("swig")
+    swig = session.run(
+        "python",
+        "-c",
+        "import os, swig; print(os.path.join(os.path.dirname(swig.__file__), 'data'))",
+        silent=True,
+    ).strip()  # type: ignore[union-attr]
+    swig_lib = next(Path(swig, "share", "swig").iterdir())
+    env = {"PATH": f"{swig}/bin:{os.environ['PATH']}", "SWIG_LIB": str(swig_lib)}
+    wheels = Path(session.create_tmp()) / "dirac-wheel"
+    session.run("pip", "download", "--no-deps", "-q", "-d", str(wheels), f"DIRAC=={DIRAC_VERSION}")
+    wheel = next(wheels.glob("*.whl"))
+    session.install(*_client_requirements(wheel), env=env)
+    session.install("--no-deps", str(wheel))
+    _install(session, "test")
+    session.run("pytest", "tests/test_dirac_client.py", "-p", "no:cacheprovider", *session.posargs)
+    session.run("python", "-m", "benchmarks.dirac_transport")
+
+
+def _client_requirements(wheel: Path) -> list[str]:
+    """DIRAC's Requires-Dist without extras and without gfal2-python."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(name).decode()
+    requirements = []
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:") and "extra ==" not in line:
+            requirement = line.removeprefix("Requires-Dist:").strip()
+            if not requirement.lower().startswith("gfal2"):
+                requirements.append(requirement)
+    return requirements

@@ -4,13 +4,14 @@ and written to bench-results/results.json."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import time
 from pathlib import Path
 
-from . import engine, store
+from . import dirac_sweep, engine, store
 
 
 def main() -> None:
@@ -27,6 +28,15 @@ def main() -> None:
     store.report(store_result)
     results["engine"] = engine_results = engine.measure(quick=args.quick)
     engine.report(engine_results)
+    results["dirac_sweep"] = sweep = dirac_sweep.measure(quick=args.quick)
+    dirac_sweep.report(sweep)
+    if importlib.util.find_spec("DIRAC") is not None:
+        from . import dirac_transport
+
+        results["dirac_transport"] = transport = dirac_transport.measure(quick=args.quick)
+        dirac_transport.report(transport)
+    else:
+        print("dirac transport: skipped, the DIRAC client is not installed (nox -s dirac has it)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {args.out}")

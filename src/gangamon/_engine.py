@@ -130,7 +130,7 @@ class Monitor:
 
     async def _load(self) -> None:
         for runner in self._runners.values():
-            runner.jobs.clear()
+            runner.clear()
             for record in await self.store.active_jobs(runner.name):
                 runner.load(_ref(record.id, record.backend_id, record.status, record.native_status))
         known = set(self._runners)

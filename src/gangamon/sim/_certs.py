@@ -1,6 +1,8 @@
 """A throw-away grid PKI for the simulator: a CA, a host certificate, a user, an RFC 3820 proxy.
 
-Written as PEM files in a directory: `ca/ca.pem`, `host.pem` + `host.key`, and `proxy.pem`
+Written as PEM files in a directory: `ca/ca.pem` (and `ca/<subject hash>.0`, the name
+OpenSSL looks up in a CA directory such as DIRAC's CALocation), `host.pem` + `host.key`, and
+`proxy.pem`
 holding the proxy certificate, its key and the user certificate, as voms-proxy-init writes it
 (and `expired-proxy.pem`, for fault injection).
 """
@@ -8,7 +10,9 @@ holding the proxy certificate, its key and the user certificate, as voms-proxy-i
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +118,7 @@ def make_credentials(directory: Path, *, hostname: str = "localhost") -> Credent
     ca_dir.mkdir(exist_ok=True)
     ca_file = ca_dir / "ca.pem"
     ca_file.write_bytes(_pem(ca))
+    (ca_dir / f"{subject_hash(ca.subject)}.0").write_bytes(_pem(ca))
     (directory / "host.pem").write_bytes(_pem(host))
     host_key_file = directory / "host.key"
     host_key_file.write_bytes(_key_pem(host_key))
@@ -156,3 +161,40 @@ def _write_proxy(
     path.write_bytes(_pem(proxy) + _key_pem(key) + _pem(user))
     path.chmod(0o600)
     return path
+
+
+def subject_hash(name: x509.Name) -> str:
+    """OpenSSL's X509_NAME_hash: SHA-1 of the name's canonical DER (values trimmed, spaces
+    collapsed, ASCII lowercased, as UTF8String; RDN sets without the outer sequence), its
+    first four bytes read little-endian, in hex."""
+    canonical = b""
+    for rdn in name.rdns:
+        entries = []
+        for attribute in rdn:
+            value = re.sub(r"\s+", " ", str(attribute.value).strip())
+            value = "".join(c.lower() if "A" <= c <= "Z" else c for c in value)
+            oid = _der(0x06, _oid_body(attribute.oid.dotted_string))
+            entries.append(_der(0x30, oid + _der(0x0C, value.encode())))
+        canonical += _der(0x31, b"".join(sorted(entries)))
+    return f"{int.from_bytes(hashlib.sha1(canonical).digest()[:4], 'little'):08x}"
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 128:
+        return bytes([tag, size]) + body
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + body
+
+
+def _oid_body(dotted: str) -> bytes:
+    first, second, *rest = (int(part) for part in dotted.split("."))
+    body = bytes([40 * first + second])
+    for arc in rest:
+        septets = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            septets.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body += bytes(reversed(septets))
+    return body

@@ -7,6 +7,7 @@ as DIRAC's JobMonitoring and SandboxStore handlers do. Unknown job ids are silen
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +15,13 @@ from ..backends.dirac._wire import s_error, s_ok
 from ._dirac_model import SimJob
 
 Result = dict[str, object]
+
+
+class Hangup(enum.Enum):
+    """What a call ended in instead of a result: the connection is to be dropped."""
+
+    RESET = "reset"
+    HTTP500 = "http500"
 
 
 def _job_ids(arg: object) -> list[int] | None:

@@ -23,18 +23,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-import h11
 import trio
 
 from ..backends.dirac._states import DiracStatus
-from ..backends.dirac._wire import WireError, jencode, parse_tornado_body, s_error
+from ..backends.dirac._wire import s_error
 from ._certs import Credentials
 from ._dirac_model import Outcomes, SimJob, draw_path
-from ._dirac_service import JobMonitoring, SandboxStore
+from ._dirac_service import Hangup, JobMonitoring, SandboxStore
 
-JOB_MONITORING = "/WorkloadManagement/TornadoJobMonitoring"
-SANDBOX_STORE = "/WorkloadManagement/TornadoSandboxStore"
 FAULTS = ("s_error", "http500", "reset", "hang")
+
+
+@dataclass(frozen=True, slots=True)
+class SimUrls:
+    https: str
+    dips: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +96,17 @@ class DiracSim:
         self.clock = clock
         self.stats = SimStatistics()
         self.url = ""
+        self.dips_url = ""
         self._threads = trio.CapacityLimiter(threads)
         self._backlog = backlog
         self._waiting = 0
         self._faults: list[str] = []
         self._next_id = 1000
-        self._monitoring = JobMonitoring(self.jobs, self._now)
         self._sandbox = SandboxStore(self.jobs, self._now, "")
+        self.services: dict[str, JobMonitoring | SandboxStore] = {
+            "WorkloadManagement/JobMonitoring": JobMonitoring(self.jobs, self._now),
+            "WorkloadManagement/SandboxStore": self._sandbox,
+        }
 
     def _now(self) -> float:
         return self.clock()
@@ -135,23 +142,30 @@ class DiracSim:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+        dips_port: int = 0,
+        task_status: trio.TaskStatus[SimUrls] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until cancelled; reports the base URL (https if credentials were given)."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = listeners[0].socket.getsockname()[1]
-        scheme = "https" if self.credentials else "http"
-        self.url = f"{scheme}://{host}:{bound}"
-        self._sandbox.base_url = self.url
-        context = self._ssl_context()
-        served = cast("list[trio.abc.Listener[trio.abc.Stream]]", listeners)
-        if context is not None:
-            served = [trio.SSLListener(lst, context, https_compatible=True) for lst in listeners]
-        async with trio.open_nursery() as nursery:
-            task_status.started(self.url)
-            await trio.serve_listeners(self._connection, served, handler_nursery=nursery)
+        """Serve HTTPS (Tornado) and dips (DISET) until cancelled; reports both URLs.
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
+        Without credentials the HTTP side is plain http (for tests) and there is no dips.
+        """
+        from ._diset import serve_diset
+        from ._http import serve_http
+
+        https = await trio.open_tcp_listeners(port, host=host)
+        scheme = "https" if self.credentials else "http"
+        self.url = f"{scheme}://{host}:{https[0].socket.getsockname()[1]}"
+        self._sandbox.base_url = self.url
+        context = self.ssl_context()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve_http, self, _wrap(https, context))
+            if context is not None:
+                dips = await trio.open_tcp_listeners(dips_port, host=host)
+                self.dips_url = f"dips://{host}:{dips[0].socket.getsockname()[1]}"
+                nursery.start_soon(serve_diset, self, _wrap(dips, context))
+            task_status.started(SimUrls(self.url, self.dips_url))
+
+    def ssl_context(self) -> ssl.SSLContext | None:
         if self.credentials is None:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -162,68 +176,27 @@ class DiracSim:
         context.verify_flags |= ssl.VERIFY_ALLOW_PROXY_CERTS
         return context
 
-    async def _connection(self, stream: trio.abc.Stream) -> None:
-        try:
-            if self._waiting >= self._backlog:
-                self.stats.refused_connections += 1
-                return  # DIRAC's reactor closes connections beyond its backlog
-            conn = h11.Connection(h11.SERVER)
-            while True:
-                request = await _next_event(conn, stream)
-                if not isinstance(request, h11.Request):
-                    return
-                body = b""
-                while True:
-                    event = await _next_event(conn, stream)
-                    if isinstance(event, h11.Data):
-                        body += event.data
-                    elif isinstance(event, h11.EndOfMessage):
-                        break
-                    else:
-                        return
-                reply = await self._respond(stream, request, body)
-                if reply is None:
-                    return  # reset or hung up
-                status, content_type, payload = reply
-                headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
-                await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)))
-                await stream.send_all(conn.send(h11.Data(data=payload)))
-                await stream.send_all(conn.send(h11.EndOfMessage()))
-                if conn.our_state is h11.MUST_CLOSE:
-                    return
-                conn.start_next_cycle()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
-            return
-        finally:
-            await trio.aclose_forcefully(stream)
+    def admit_connection(self) -> bool:
+        """False beyond the backlog: DIRAC's reactor closes such connections at once."""
+        if self._waiting >= self._backlog:
+            self.stats.refused_connections += 1
+            return False
+        return True
 
-    async def _respond(
-        self, stream: trio.abc.Stream, request: h11.Request, body: bytes
-    ) -> tuple[int, str, bytes] | None:
-        target = request.target.decode(errors="replace")
-        if isinstance(stream, trio.SSLStream) and not stream.getpeercert():
-            self.stats.unauthenticated += 1
-            return 401, "text/plain", b"Unauthorized: no client certificate"
-        if request.method == b"GET" and target.startswith("/sandbox/"):
-            return self._sandbox_file(target)
-        services: dict[str, JobMonitoring | SandboxStore] = {
-            JOB_MONITORING: self._monitoring,
-            SANDBOX_STORE: self._sandbox,
-        }
-        service = services.get(target)
-        if request.method != b"POST" or service is None:
-            return 404, "text/plain", f"no service at {target}".encode()
-        try:
-            method, args = parse_tornado_body(body)
-        except WireError as e:
-            return 400, "text/plain", str(e).encode()
+    async def call(
+        self, stream: trio.abc.Stream, service: str, method: str, args: list[object]
+    ) -> dict[str, object] | Hangup:
+        """Run one call on a server thread, with latency and any injected fault."""
+        handler = self.services.get(service)
+        if handler is None:
+            return s_error(f"Unknown service {service}", 38)
         self._waiting += 1
         admitted = False
         try:
             async with self._threads:
                 self._waiting -= 1
                 admitted = True
-                return await self._run_call(stream, service, method, args)
+                return await self._run_call(stream, handler, method, args)
         finally:
             if not admitted:
                 self._waiting -= 1
@@ -234,7 +207,7 @@ class DiracSim:
         service: JobMonitoring | SandboxStore,
         method: str,
         args: list[object],
-    ) -> tuple[int, str, bytes] | None:
+    ) -> dict[str, object] | Hangup:
         stats = self.stats
         stats.calls[method] += 1
         ids = args[0] if args and isinstance(args[0], list) else [None]
@@ -242,45 +215,44 @@ class DiracSim:
         stats.in_flight += 1
         stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         try:
-            await trio.sleep(self.latency.draw(self.rng, len(ids)))
+            # The latency is the whole service time: the work is done first and the reply
+            # waits out the rest, so the simulator's own CPU does not add to the model's.
+            done_at = trio.current_time() + self.latency.draw(self.rng, len(ids))
             fault = self._faults.pop(0) if self._faults else None
             if fault is not None:
                 stats.faults_served[fault] += 1
-            if fault == "reset":
-                return None
-            if fault == "hang":
-                await stream.receive_some(1)  # until the client gives up and hangs up
-                return None
-            if fault == "http500":
-                return 500, "text/plain", b"Internal Server Error: simulated fault"
             if fault == "s_error":
                 result = s_error("Simulated DIRAC failure: database went away")
             else:
                 result = service.call(method, args)
-            return 200, "application/json", jencode(result)
+            await trio.sleep_until(done_at)
+            if fault == "hang":
+                await stream.receive_some(1)  # until the client gives up and hangs up
+                return Hangup.RESET
+            if fault in ("reset", "http500"):
+                return Hangup(fault)
+            return result
         finally:
             stats.in_flight -= 1
 
-    def _sandbox_file(self, target: str) -> tuple[int, str, bytes]:
-        name = target.removeprefix("/sandbox/")
+    def sandbox_file(self, name: str) -> bytes | None:
+        """The output sandbox tarball `<job id>.tar.bz2`, or None."""
         try:
             job = self.jobs[int(name.removesuffix(".tar.bz2"))]
         except (KeyError, ValueError):
-            return 404, "text/plain", f"no sandbox {name}".encode()
+            return None
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:bz2") as tar:
             content = f"output of simulated DIRAC job {job.id}\n".encode()
             info = tarfile.TarInfo("std.out")
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
-        return 200, "application/x-bzip2", buffer.getvalue()
+        return buffer.getvalue()
 
 
-async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            data = await stream.receive_some(65536)
-            conn.receive_data(bytes(data))
-            continue
-        return event
+def _wrap(
+    listeners: list[trio.SocketListener], context: ssl.SSLContext | None
+) -> list[trio.abc.Listener[trio.abc.Stream]]:
+    if context is None:
+        return cast("list[trio.abc.Listener[trio.abc.Stream]]", listeners)
+    return [trio.SSLListener(lst, context, https_compatible=True) for lst in listeners]

@@ -1,6 +1,11 @@
 """DIRAC: its job states, wire formats, HTTPS transport and the backend."""
 
-from ._backend import DIRAC_SETTINGS as DIRAC_SETTINGS, DiracBackend as DiracBackend
+from ._backend import (
+    DIRAC_SETTINGS as DIRAC_SETTINGS,
+    DiracBackend as DiracBackend,
+    DiracTransport as DiracTransport,
+)
+from ._client import DiracClientTransport as DiracClientTransport
 from ._https import DiracHttps as DiracHttps
 from ._proxy import check_proxy as check_proxy, proxy_location as proxy_location
 from ._states import (

@@ -8,17 +8,30 @@ import logging
 import tarfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import trio
 
 from ..._status import Status
 from .._protocol import Backend, BackendError, BackendSettings, JobRef, Update
-from ._https import DiracHttps
 from ._proxy import check_proxy
 from ._states import UnknownDiracStatus, ganga_status, parse_dirac_status
 from ._wire import DiracError, int_keys
 
 log = logging.getLogger("gangamon.dirac")
+
+
+class DiracTransport(Protocol):
+    """How the backend reaches DIRAC: `DiracHttps` or `DiracClientTransport`."""
+
+    proxy: Path | None
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
+    async def call(self, system: str, service: str, method: str, *args: object) -> Any: ...
+
+    async def download(self, url: str) -> bytes: ...
+
 
 #: Ganga polls DIRAC every 50 s in chunks of 1000; we keep the chunk and bound the calls.
 DIRAC_SETTINGS = BackendSettings(
@@ -43,7 +56,7 @@ class DiracBackend(Backend):
 
     def __init__(
         self,
-        transport: DiracHttps,
+        transport: DiracTransport,
         *,
         output_dir: Path,
         settings: BackendSettings = DIRAC_SETTINGS,

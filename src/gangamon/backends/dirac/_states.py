@@ -85,6 +85,9 @@ _GANGA: Mapping[DiracStatus, Status] = {
 UPLOADING = "Uploading Output Data"
 
 
+_BY_VALUE = {s.value: s for s in DiracStatus}
+
+
 class UnknownDiracStatus(ValueError):
     def __init__(self, value: object) -> None:
         self.value = value
@@ -93,10 +96,10 @@ class UnknownDiracStatus(ValueError):
 
 def parse_dirac_status(value: object) -> DiracStatus:
     """The `DiracStatus` spelled `value`, else `UnknownDiracStatus` naming it."""
-    for status in DiracStatus:
-        if value == status.value:
-            return status
-    raise UnknownDiracStatus(value)
+    status = _BY_VALUE.get(value) if isinstance(value, str) else None
+    if status is None:
+        raise UnknownDiracStatus(value)
+    return status
 
 
 def can_move(old: DiracStatus, new: DiracStatus) -> bool:

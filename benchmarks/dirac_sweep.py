@@ -1,0 +1,93 @@
+"""DIRAC sweep: how long one sweep of N jobs takes against the ideal bound.
+
+The simulator runs in its own process with a fixed latency (no per-id cost, no tail), so one
+call takes `LATENCY` s; with chunks of 1000 and 8 calls in flight the bound is
+ceil(N / chunk) * latency / limiter. Goal (issue 4): at least 0.9 of the bound.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+from gangamon import BackendSettings, Monitor, NewJob, Status, Store
+from gangamon.backends.dirac import DiracBackend, DiracHttps
+from gangamon.sim.process import dirac_sim_process
+
+LATENCY, CHUNK, LIMITER = 0.1, 1000, 8
+SIZES = (1_000, 10_000, 100_000)
+
+
+async def _sweep_seconds(facts: dict[str, object], n: int, tmp: Path) -> float:
+    first = int(facts["jobs"][0])  # type: ignore[index]
+    transport = DiracHttps(
+        str(facts["https"]), proxy=Path(str(facts["proxy"])), ca=Path(str(facts["ca_file"]))
+    )
+    settings = BackendSettings(
+        poll_interval=3600.0, chunk_size=CHUNK, concurrency=LIMITER, call_deadline=60.0
+    )
+    backend = DiracBackend(transport, output_dir=tmp, settings=settings, download_output=False)
+    store = Store(tmp / f"sweep-{n}.sqlite")
+    # Stored as the simulator has them (Received, for a very long time): the sweep measures
+    # polling, not the writer recording 100,000 first sightings.
+    store.add_jobs(
+        [
+            NewJob("dirac", str(first + i), Status.SUBMITTED, native_status="Received")
+            for i in range(n)
+        ]
+    )
+    monitor = Monitor(store, [backend])
+    calls = math.ceil(n / CHUNK)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(monitor.run)
+        # The first sweep has taken its jobs (loading them from the store is not part of it);
+        # it is over when every chunk has answered.
+        started = time.perf_counter()
+        while True:
+            stats = monitor.statistics().backends["dirac"]
+            if stats.calls == calls and stats.in_flight == 0:
+                break
+            await trio.sleep(0.002)
+        elapsed = time.perf_counter() - started
+        monitor.stop()
+    assert stats.errors == stats.timeouts == 0, stats
+    return elapsed
+
+
+def measure(*, quick: bool = False) -> list[dict[str, float]]:
+    sizes = SIZES[:2] if quick else SIZES
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, dirac_sim_process(
+        Path(tmp) / "sim", jobs=max(sizes), mean_runtime=1e9, latency=LATENCY,
+        latency_per_id=0, tail_probability=0,
+    ) as facts:  # fmt: skip
+        for n in sizes:
+            seconds = trio.run(_sweep_seconds, facts, n, Path(tmp))
+            bound = math.ceil(n / CHUNK) * LATENCY / LIMITER
+            results.append(
+                {
+                    "jobs": n,
+                    "seconds": seconds,
+                    "bound": bound,
+                    "fraction_of_bound": bound / seconds,
+                }
+            )
+    return results
+
+
+def report(results: list[dict[str, float]]) -> None:
+    print(f"dirac sweep over HTTPS: chunk {CHUNK}, limiter {LIMITER}, {LATENCY} s per call")
+    print(f"{'jobs':>8} {'sweep s':>9} {'bound s':>9} {'bound/sweep':>12}  (goal >= 0.9)")
+    for r in results:
+        print(
+            f"{r['jobs']:>8,.0f} {r['seconds']:>9.3f} {r['bound']:>9.3f} "
+            f"{r['fraction_of_bound']:>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    report(measure())

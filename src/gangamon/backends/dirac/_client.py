@@ -1,0 +1,78 @@
+"""DIRAC's own Python client as a transport: its blocking calls in worker threads.
+
+For sites where the DIRAC client is what users have (DIRACOS, /cvmfs). Each call runs
+through `trio.to_thread.run_sync` under this transport's limiter; status calls only read, so
+a call past its deadline is abandoned (its thread keeps its limiter token until it returns,
+so hung calls never add up to more than `threads` threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .._protocol import BackendError, BackendUnavailable
+from ._wire import DiracError
+
+
+class DiracClientTransport:
+    """Calls through DIRAC's `JobMonitoringClient` (or a generic `Client` for other services).
+
+    DIRAC must be importable and initialised (`DIRAC.initialize(...)`) by the caller; `url`,
+    if given, overrides the JobMonitoring URL from DIRAC's configuration.
+    """
+
+    def __init__(self, *, proxy: Path | None = None, url: str | None = None, threads: int = 8):
+        self.proxy = proxy
+        self.url = url
+        self.threads = trio.CapacityLimiter(threads)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[DiracClientTransport]:
+        try:
+            import DIRAC  # noqa: F401
+        except ImportError:
+            raise BackendUnavailable(
+                "the DIRAC client is not installed (pip install DIRAC, or use DIRACOS)"
+            ) from None
+        yield self
+
+    async def call(self, system: str, service: str, method: str, *args: object) -> Any:
+        """One RPC in a worker thread; the S_OK value, or `DiracError`.
+
+        Cancelled: the thread is abandoned (status calls only read).
+        """
+
+        def blocking() -> Any:
+            if (system, service) == ("WorkloadManagement", "JobMonitoring"):
+                from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import (
+                    JobMonitoringClient,
+                )
+
+                client = JobMonitoringClient()
+                if self.url:
+                    client.setServer(self.url)
+            else:
+                from DIRAC.Core.Base.Client import Client
+
+                client = Client(url=f"{system}/{service}")
+            return getattr(client, method)(*args)
+
+        result = await trio.to_thread.run_sync(
+            blocking, limiter=self.threads, abandon_on_cancel=True
+        )
+        if not isinstance(result, dict) or "OK" not in result:
+            raise BackendError(f"DIRAC's {method} returned {result!r:.200}")
+        if not result["OK"]:
+            raise DiracError(str(result.get("Message")), int(result.get("Errno") or 0))
+        return result.get("Value")
+
+    async def download(self, url: str) -> bytes:
+        raise BackendError(
+            "the DIRAC client transport cannot fetch output sandboxes here: DIRAC's "
+            "StorageElement needs gfal2; use the HTTPS transport or download_output=False"
+        )

@@ -1,0 +1,91 @@
+"""The simulator's HTTPS face: DIRAC's Tornado form protocol, with h11 on trio streams."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import h11
+import trio
+
+from ..backends.dirac._wire import WireError, jencode, parse_tornado_body
+from ._dirac_service import Hangup
+
+if TYPE_CHECKING:
+    from .dirac import DiracSim
+
+Reply = tuple[int, str, bytes]
+
+
+async def serve_http(sim: DiracSim, listeners: list[trio.abc.Listener[trio.abc.Stream]]) -> None:
+    async def handle(stream: trio.abc.Stream) -> None:
+        await _connection(sim, stream)
+
+    await trio.serve_listeners(handle, listeners)
+
+
+async def _connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
+    """One keep-alive connection: requests in turn until the client closes or a fault."""
+    try:
+        if not sim.admit_connection():
+            return
+        conn = h11.Connection(h11.SERVER)
+        while True:
+            request = await _next_event(conn, stream)
+            if not isinstance(request, h11.Request):
+                return
+            body = b""
+            while isinstance(event := await _next_event(conn, stream), h11.Data):
+                body += event.data
+            if not isinstance(event, h11.EndOfMessage):
+                return
+            reply = await _respond(sim, stream, request, body)
+            if reply is None:
+                return  # reset, or the client hung up
+            status, content_type, payload = reply
+            headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+            # One write: separate small writes meet the peer's delayed ACK (tens of ms).
+            response = conn.send(h11.Response(status_code=status, headers=headers)) or b""
+            response += (conn.send(h11.Data(data=payload)) or b"") + (
+                conn.send(h11.EndOfMessage()) or b""
+            )
+            await stream.send_all(response)
+            if conn.our_state is h11.MUST_CLOSE:
+                return
+            conn.start_next_cycle()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+        return
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _respond(
+    sim: DiracSim, stream: trio.abc.Stream, request: h11.Request, body: bytes
+) -> Reply | None:
+    target = request.target.decode(errors="replace")
+    if isinstance(stream, trio.SSLStream) and not stream.getpeercert():
+        sim.stats.unauthenticated += 1
+        return 401, "text/plain", b"Unauthorized: no client certificate"
+    if request.method == b"GET" and target.startswith("/sandbox/"):
+        tarball = sim.sandbox_file(target.removeprefix("/sandbox/"))
+        if tarball is None:
+            return 404, "text/plain", f"no sandbox at {target}".encode()
+        return 200, "application/x-bzip2", tarball
+    system, _, section = target.strip("/").partition("/")
+    if request.method != b"POST" or not section.startswith("Tornado"):
+        return 404, "text/plain", f"no service at {target}".encode()
+    try:
+        method, args = parse_tornado_body(body)
+    except WireError as e:
+        return 400, "text/plain", str(e).encode()
+    result = await sim.call(stream, f"{system}/{section.removeprefix('Tornado')}", method, args)
+    if result is Hangup.RESET:
+        return None
+    if result is Hangup.HTTP500:
+        return 500, "text/plain", b"Internal Server Error: simulated fault"
+    return 200, "application/json", jencode(result)
+
+
+async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
+    while (event := conn.next_event()) is h11.NEED_DATA:
+        conn.receive_data(bytes(await stream.receive_some(65536)))
+    return event

@@ -1,0 +1,136 @@
+"""The real DIRAC client (installed by `nox -s dirac`) against the simulator.
+
+Skipped where DIRAC is not installed: the plain `nox -s tests` environment does not have it
+(its M2Crypto needs swig and a build; `nox -s dirac` does all that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from gangamon import BackendSettings, Monitor, NewJob, Status, Store
+from gangamon.backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, ganga_status
+from gangamon.backends.dirac._states import parse_dirac_status
+from gangamon.sim.process import dirac_sim_process
+
+pytest.importorskip("DIRAC", reason="the real DIRAC client is installed by `nox -s dirac`")
+
+PROBE = Path(__file__).with_name("dirac_client_probe.py")
+
+
+def client_env() -> dict[str, str]:
+    # These override DIRAC's CALocation inside requests (reference/dirac.md, "Gotcha").
+    return {
+        k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+    }
+
+
+@pytest.fixture(scope="module")
+def still_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Jobs that will not move during the test: every client must see the same."""
+    with dirac_sim_process(
+        tmp_path_factory.mktemp("still"),
+        jobs=50,
+        mean_runtime=1e9,
+        latency=0.001,
+        tail_probability=0,
+    ) as facts:
+        yield facts
+
+
+def probe(url: str, facts: dict[str, Any], ids: list[int]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(PROBE), url, facts["ca_dir"], facts["proxy"], *map(str, ids)],
+        capture_output=True,
+        text=True,
+        env=client_env(),
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("transport", ["https", "dips"])
+def test_real_client_reads_the_simulator(transport: str, still_sim: dict[str, Any]) -> None:
+    first, last = still_sim["jobs"]
+    ids = [first, first + 1, last, 99]  # 99 does not exist: silently left out
+    got = probe(still_sim[transport], still_sim, ids)
+    status = got["getJobsStatus"]
+    assert status["OK"], status["Message"]
+    assert sorted(status["Value"]) == sorted(str(i) for i in ids[:3])
+    for value in status["Value"].values():
+        parse_dirac_status(value["Status"])
+    combined = got["Dirac.getJobStatus"]
+    assert combined["OK"], combined["Message"]
+    assert set(combined["Value"][str(first)]) == {
+        "Status",
+        "MinorStatus",
+        "ApplicationStatus",
+        "Site",
+    }
+
+
+async def test_our_https_transport_agrees_with_the_real_client(still_sim: dict[str, Any]) -> None:
+    first, last = still_sim["jobs"]
+    ids = list(range(first, last + 1))
+    theirs = await trio.to_thread.run_sync(probe, still_sim["https"], still_sim, ids)
+    transport = DiracHttps(
+        still_sim["https"], proxy=Path(still_sim["proxy"]), ca=Path(still_sim["ca_file"])
+    )
+    async with transport.session():
+        ours = await transport.call("WorkloadManagement", "JobMonitoring", "getJobsStatus", ids)
+    assert ours == theirs["getJobsStatus"]["Value"]
+
+
+async def test_threaded_real_client_transport_end_to_end(tmp_path: Path) -> None:
+    import DIRAC
+
+    with dirac_sim_process(
+        tmp_path / "sim", jobs=500, mean_runtime=2, latency=0.002, tail_probability=0
+    ) as facts:
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            os.environ.pop(name, None)
+        os.environ["X509_USER_PROXY"] = facts["proxy"]
+        DIRAC.initialize(
+            require_auth=False,
+            extra_config={"DIRAC": {"Security": {"CALocation": facts["ca_dir"]}}},
+        )
+        url = f"{facts['https']}/WorkloadManagement/TornadoJobMonitoring"
+        transport = DiracClientTransport(proxy=Path(facts["proxy"]), url=url, threads=8)
+        settings = BackendSettings(
+            poll_interval=0.5, chunk_size=100, concurrency=8, call_deadline=30.0
+        )
+        backend = DiracBackend(
+            transport, output_dir=tmp_path, settings=settings, download_output=False
+        )
+        store = Store(tmp_path / "jobs.sqlite")
+        first, last = facts["jobs"]
+        ids = store.add_jobs(
+            [NewJob("dirac", str(i), Status.SUBMITTED) for i in range(first, last + 1)]
+        )
+        monitor = Monitor(store, [backend])
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(monitor.run)
+                for job in ids:
+                    await monitor.wait_for(job, [Status.COMPLETED, Status.FAILED, Status.KILLED])
+                monitor.stop()
+        check = DiracHttps(facts["https"], proxy=Path(facts["proxy"]), ca=Path(facts["ca_file"]))
+        async with check.session():
+            truth = await check.call(
+                "WorkloadManagement", "JobMonitoring", "getJobsStates", list(range(first, last + 1))
+            )
+    for record in store.jobs():
+        state = truth[str(record.backend_id)]
+        expected = ganga_status(parse_dirac_status(state["Status"]), state["MinorStatus"])
+        assert record.status == expected
+    assert monitor.statistics().backends["dirac"].errors == 0
