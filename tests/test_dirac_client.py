@@ -91,11 +91,12 @@ async def test_our_https_transport_agrees_with_the_real_client(still_sim: dict[s
     assert ours == theirs["getJobsStatus"]["Value"]
 
 
-async def test_threaded_real_client_transport_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wire", ["https", "dips"])
+async def test_threaded_real_client_transport_end_to_end(wire: str, tmp_path: Path) -> None:
     import DIRAC
 
     with dirac_sim_process(
-        tmp_path / "sim", jobs=500, mean_runtime=2, latency=0.002, tail_probability=0
+        tmp_path / "sim", jobs=10_000, mean_runtime=2, latency=0.002, tail_probability=0
     ) as facts:
         for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
             os.environ.pop(name, None)
@@ -104,10 +105,11 @@ async def test_threaded_real_client_transport_end_to_end(tmp_path: Path) -> None
             require_auth=False,
             extra_config={"DIRAC": {"Security": {"CALocation": facts["ca_dir"]}}},
         )
-        url = f"{facts['https']}/WorkloadManagement/TornadoJobMonitoring"
+        section = "TornadoJobMonitoring" if wire == "https" else "JobMonitoring"
+        url = f"{facts[wire]}/WorkloadManagement/{section}"
         transport = DiracClientTransport(proxy=Path(facts["proxy"]), url=url, threads=8)
         settings = BackendSettings(
-            poll_interval=0.5, chunk_size=100, concurrency=8, call_deadline=30.0
+            poll_interval=0.5, chunk_size=1000, concurrency=8, call_deadline=30.0
         )
         backend = DiracBackend(
             transport, output_dir=tmp_path, settings=settings, download_output=False

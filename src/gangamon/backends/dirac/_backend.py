@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import logging
 import tarfile
@@ -65,24 +66,35 @@ class DiracBackend(Backend):
     ) -> None:
         self.finalises = download_output
         self.transport = transport
+        self._proxy_expiry: dt.datetime | None = None
         self.output_dir = output_dir
         self.settings = settings
         self.name = name
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[None]:
-        if self.transport.proxy is not None:
-            check_proxy(self.transport.proxy)
+        self._proxy_expiry = None
+        self._check_proxy()
         async with self.transport.session():
             yield
+
+    def _check_proxy(self) -> None:
+        """One clear error when the proxy is missing or has expired, not a stream of 401s.
+
+        The file is read again only once the expiry we know of has passed (it may have
+        been renewed meanwhile).
+        """
+        proxy = self.transport.proxy
+        now = dt.datetime.now(dt.UTC)
+        if proxy is not None and (self._proxy_expiry is None or self._proxy_expiry <= now):
+            self._proxy_expiry = check_proxy(proxy, now=now)
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._session()
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """One getJobsStates call for the chunk. Jobs DIRAC does not know are left out."""
-        if self.transport.proxy is not None:
-            check_proxy(self.transport.proxy)  # expiry mid-run: one clear error, not 401s
+        self._check_proxy()
         ids: dict[int, JobRef] = {}
         for job in jobs:
             try:
@@ -93,7 +105,7 @@ class DiracBackend(Backend):
             return []
         states = int_keys(
             await self.transport.call(
-                "WorkloadManagement", "JobMonitoring", "getJobsStates", sorted(ids)
+                "WorkloadManagement", "JobMonitoring", "getJobsStates", list(ids)
             )
         )
         updates = []
