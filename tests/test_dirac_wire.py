@@ -20,6 +20,8 @@ from gangamon.backends.dirac._wire import (
     unwrap,
 )
 
+# "__dCls" marks a tagged object in JEncode (as in DIRAC): no plain dict may use that key.
+keys = st.text(max_size=8).filter(lambda key: key != "__dCls")
 json_values = st.recursive(
     st.none()
     | st.booleans()
@@ -28,7 +30,7 @@ json_values = st.recursive(
     | st.datetimes(min_value=dt.datetime(1970, 1, 1)).map(lambda d: d.replace(microsecond=0))
     | st.binary(max_size=20),
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
     ),
     max_leaves=20,
 )
