@@ -27,8 +27,9 @@ def is_gone(pid: int) -> bool:
     return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-async def launch_and_track(monitor: Monitor, backend: LocalBackend, commands: list[list[str]]
-                           ) -> list[int]:  # fmt: skip
+async def launch_and_track(
+    monitor: Monitor, backend: LocalBackend, commands: list[list[str]]
+) -> list[int]:
     ids = [backend.launch(c) for c in commands]
     return await monitor.track([NewJob("local", i, Status.SUBMITTED) for i in ids])
 
@@ -40,9 +41,16 @@ async def test_exit_codes_signals_and_outside_kills(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             await nursery.start(monitor.run)
-            ok, bad, signalled, outside = await launch_and_track(monitor, backend, [
-                ["true"], ["sh", "-c", "exit 3"], ["sh", "-c", "kill -9 $$"], ["sleep", "30"],
-            ])  # fmt: skip
+            ok, bad, signalled, outside = await launch_and_track(
+                monitor,
+                backend,
+                [
+                    ["true"],
+                    ["sh", "-c", "exit 3"],
+                    ["sh", "-c", "kill -9 $$"],
+                    ["sleep", "30"],
+                ],
+            )
             assert await monitor.wait_for(outside, [Status.RUNNING]) == Status.RUNNING
             os.kill(wrapper_pid(store, outside), signal.SIGKILL)  # the wrapper itself, from outside
             for job in (ok, bad, signalled, outside):
@@ -50,7 +58,9 @@ async def test_exit_codes_signals_and_outside_kills(tmp_path: Path) -> None:
             monitor.stop()
     assert store.get(ok).status == Status.COMPLETED
     assert (store.get(bad).status, store.journal(job=bad)[-1].reason) == (
-        Status.FAILED, "exit code 3")  # fmt: skip
+        Status.FAILED,
+        "exit code 3",
+    )
     assert store.journal(job=signalled)[-1].reason == "killed by SIGKILL"
     last = store.journal(job=outside)[-1]
     assert last.new == Status.FAILED

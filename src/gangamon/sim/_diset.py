@@ -22,17 +22,9 @@ if TYPE_CHECKING:
 MAX_PROPOSAL = 1024
 
 
-async def serve_diset(sim: DiracSim, listeners: list[trio.abc.Listener[trio.abc.Stream]]) -> None:
-    async def handle(stream: trio.abc.Stream) -> None:
-        await _connection(sim, stream)
-
-    await trio.serve_listeners(handle, listeners)
-
-
-async def _connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
+async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
+    """One DISET call: proposal, arguments, result; then the connection closes."""
     try:
-        if not sim.admit_connection():
-            return
         reader = FrameReader()
         proposal = await _receive(stream, reader, MAX_PROPOSAL)
         try:

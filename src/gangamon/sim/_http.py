@@ -16,18 +16,9 @@ if TYPE_CHECKING:
 Reply = tuple[int, str, bytes]
 
 
-async def serve_http(sim: DiracSim, listeners: list[trio.abc.Listener[trio.abc.Stream]]) -> None:
-    async def handle(stream: trio.abc.Stream) -> None:
-        await _connection(sim, stream)
-
-    await trio.serve_listeners(handle, listeners)
-
-
-async def _connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
+async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
     """One keep-alive connection: requests in turn until the client closes or a fault."""
     try:
-        if not sim.admit_connection():
-            return
         conn = h11.Connection(h11.SERVER)
         while True:
             request = await _next_event(conn, stream)

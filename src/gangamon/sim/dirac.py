@@ -19,7 +19,7 @@ import random
 import ssl
 import tarfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -30,6 +30,8 @@ from ..backends.dirac._wire import s_error
 from ._certs import Credentials
 from ._dirac_model import Outcomes, SimJob, draw_path
 from ._dirac_service import Hangup, JobMonitoring, SandboxStore
+from ._diset import diset_connection
+from ._http import http_connection
 
 FAULTS = ("s_error", "http500", "reset", "hang")
 
@@ -149,20 +151,17 @@ class DiracSim:
 
         Without credentials the HTTP side is plain http (for tests) and there is no dips.
         """
-        from ._diset import serve_diset
-        from ._http import serve_http
-
         https = await trio.open_tcp_listeners(port, host=host)
         scheme = "https" if self.credentials else "http"
         self.url = f"{scheme}://{host}:{https[0].socket.getsockname()[1]}"
         self._sandbox.base_url = self.url
         context = self.ssl_context()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_http, self, _wrap(https, context))
+            nursery.start_soon(self._serve, http_connection, _wrap(https, context))
             if context is not None:
                 dips = await trio.open_tcp_listeners(dips_port, host=host)
                 self.dips_url = f"dips://{host}:{dips[0].socket.getsockname()[1]}"
-                nursery.start_soon(serve_diset, self, _wrap(dips, context))
+                nursery.start_soon(self._serve, diset_connection, _wrap(dips, context))
             task_status.started(SimUrls(self.url, self.dips_url))
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -176,12 +175,20 @@ class DiracSim:
         context.verify_flags |= ssl.VERIFY_ALLOW_PROXY_CERTS
         return context
 
-    def admit_connection(self) -> bool:
-        """False beyond the backlog: DIRAC's reactor closes such connections at once."""
-        if self._waiting >= self._backlog:
-            self.stats.refused_connections += 1
-            return False
-        return True
+    async def _serve(
+        self,
+        connection: Callable[[DiracSim, trio.abc.Stream], Awaitable[None]],
+        listeners: list[trio.abc.Listener[trio.abc.Stream]],
+    ) -> None:
+        async def handle(stream: trio.abc.Stream) -> None:
+            if self._waiting >= self._backlog:
+                # Beyond the backlog DIRAC's reactor closes new connections at once.
+                self.stats.refused_connections += 1
+                await trio.aclose_forcefully(stream)
+                return
+            await connection(self, stream)
+
+        await trio.serve_listeners(handle, listeners)
 
     async def call(
         self, stream: trio.abc.Stream, service: str, method: str, args: list[object]
