@@ -41,7 +41,13 @@ def fuzz(session: nox.Session) -> None:
     """The Hypothesis tests under the `fuzz` profile: thousands of examples each."""
     _install(session, "fuzz")
     session.run(
-        "pytest", "--hypothesis-profile=fuzz", "-o", "faulthandler_timeout=1800", *session.posargs
+        "pytest",
+        "--hypothesis-profile=fuzz",
+        "-o",
+        "faulthandler_timeout=1800",
+        "-m",
+        "not realtime",
+        *session.posargs,
     )
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gangamon import Status, Store
 
 KILLS = 25
@@ -37,6 +39,7 @@ def _run_until_killed(path: Path, seed: int, after_batches: int) -> list[dict[st
     return reports
 
 
+@pytest.mark.realtime
 def test_sigkilled_writer_loses_no_reported_transition(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite"
     rng = random.Random(20261125)

@@ -78,6 +78,7 @@ async def run_until_final(store: Store, monitor: Monitor, jobs: list[int], limit
             monitor.stop()
 
 
+@pytest.mark.realtime
 async def test_ten_thousand_jobs_reach_the_right_status(
     sim: DiracSim, credentials: Credentials, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ import gangamon
 from gangamon import (
     AsyncStore,
     Backend,
+    BackendError,
     Monitor,
     NewJob,
     Status,
@@ -321,3 +322,15 @@ async def test_open_monitor_lets_the_blocks_error_out_bare(store: Store) -> None
     with pytest.raises(ZeroDivisionError):
         async with open_monitor(store, [FakeGrid()]):
             _ = 1 / 0
+
+
+async def test_a_failed_kill_keeps_the_job_monitored(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()  # its kill() raises BackendError: it cannot kill
+    async with open_monitor(store, [grid]) as monitor:
+        [job] = await monitor.track(jobs_on("grid", 1))
+        with pytest.raises(BackendError, match="cannot kill"):
+            await monitor.kill(job)
+        grid.truth["grid-0"] = S.RUNNING
+        assert await monitor.wait_for(job, [S.RUNNING], timeout=30) == S.RUNNING

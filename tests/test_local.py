@@ -123,6 +123,7 @@ async def test_a_reused_pid_is_not_our_process(tmp_path: Path) -> None:
     assert "without an exit record" in store.journal(job=job)[-1].reason
 
 
+@pytest.mark.realtime
 async def test_five_hundred_concurrent_jobs(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.sqlite")
     backend = LocalBackend(tmp_path / "jobs")

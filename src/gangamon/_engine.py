@@ -278,7 +278,8 @@ class Monitor:
     async def kill(self, job: int) -> None:
         """Kill `job` through its backend, then store it as killed.
 
-        Raises `UnknownJob` if no backend here monitors it. Cancelled: the backend call is
+        Raises `UnknownJob` if no backend here monitors it, and the backend's error if the
+        kill fails (the job is then monitored as before). Cancelled: the backend call is
         waited for, not abandoned (a kill is a write).
         """
         for runner in self._runners.values():
@@ -288,7 +289,11 @@ class Monitor:
         else:
             raise UnknownJob(job)
         runner.discard(job)
-        await runner.kill(ref)
+        try:
+            await runner.kill(ref)
+        except BaseException:
+            runner.add(ref)  # not killed after all: keep watching it
+            raise
         await self.store.apply([Transition(job, ref.status, Status.KILLED, reason="killed")])
         await self._publish()
 
