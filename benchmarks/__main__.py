@@ -11,7 +11,7 @@ import platform
 import time
 from pathlib import Path
 
-from . import dirac_sweep, engine, store
+from . import dirac_sweep, engine, local, store
 
 
 def main() -> None:
@@ -28,6 +28,8 @@ def main() -> None:
     store.report(store_result)
     results["engine"] = engine_results = engine.measure(quick=args.quick)
     engine.report(engine_results)
+    results["local"] = local_result = local.measure(200 if args.quick else local.JOBS)
+    local.report(local_result)
     results["dirac_sweep"] = sweep = dirac_sweep.measure(quick=args.quick)
     dirac_sweep.report(sweep)
     if importlib.util.find_spec("DIRAC") is not None:
