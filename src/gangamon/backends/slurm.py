@@ -59,28 +59,23 @@ class SlurmProbe:
 
 def parse_squeue(output: str) -> dict[str, tuple[str, str]]:
     """`squeue -h -o %i|%T|%r` lines -> {job id: (state, reason)}; `BackendError` on garbage."""
-    jobs = {}
-    for line in output.splitlines():
-        if not line.strip():
-            continue
-        fields = line.split("|")
-        if len(fields) != 3 or not fields[0].strip():
-            raise BackendError(f"unexpected squeue line {line!r:.200}")
-        job_id, state, reason = (f.strip() for f in fields)
-        jobs[job_id] = (state, reason)
-    return jobs
+    return _parse_three_columns(output, "squeue")
 
 
 def parse_sacct(output: str) -> dict[str, tuple[str, str]]:
     """`sacct -X -P -n -o JobID,State,ExitCode` lines -> {job id: (state, exit code)}."""
+    return _parse_three_columns(output, "sacct")
+
+
+def _parse_three_columns(output: str, command: str) -> dict[str, tuple[str, str]]:
     jobs = {}
     for line in output.splitlines():
         if not line.strip():
             continue
-        fields = line.split("|")
-        if len(fields) != 3 or not fields[0].strip():
-            raise BackendError(f"unexpected sacct line {line!r:.200}")
-        jobs[fields[0].strip()] = (fields[1].strip(), fields[2].strip())
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) != 3 or not fields[0]:
+            raise BackendError(f"unexpected {command} line {line!r:.200}")
+        jobs[fields[0]] = (fields[1], fields[2])
     return jobs
 
 
