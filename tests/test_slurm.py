@@ -125,6 +125,6 @@ async def test_two_hundred_real_jobs(tmp_path: Path) -> None:
     timeouts = [store.get(j) for j, k in zip(ids, kinds, strict=True) if k == "timeout"]
     assert {j.native_status for j in timeouts} == {"TIMEOUT"}
     # One squeue per interval, plus one prompt poll per track() call.
-    assert backend.squeue_calls <= elapsed / 1.0 + 1 + 2
+    assert backend.queries <= elapsed / 1.0 + 1 + 2
     assert backend.probe is not None
     assert backend.probe.accounting

@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import trio
-
 from .._status import Status
-from ._protocol import Backend, BackendError, BackendSettings, BackendUnavailable, JobRef, Update
+from ._batch import BatchBackend, BatchState, output, run_command
+from ._protocol import BackendError, BackendSettings, BackendUnavailable
 
 log = logging.getLogger("gangamon.slurm")
 
@@ -86,10 +85,11 @@ def parse_scontrol_job(output: str) -> tuple[str, str] | None:
     return (state, fields.get("ExitCode", "")) if state else None
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(BatchBackend):
     """Jobs on the local Slurm cluster, identified by their Slurm job ids."""
 
     name = "slurm"
+    query_name = "squeue"
 
     def __init__(
         self,
@@ -98,15 +98,9 @@ class SlurmBackend(Backend):
         vanish_grace: float = 600.0,
         name: str = "slurm",
     ) -> None:
-        # One squeue answers for every job: one "chunk", one call in flight.
-        self.settings = settings or BackendSettings(
-            poll_interval=30.0, chunk_size=10**9, concurrency=1, call_deadline=60.0
-        )
+        super().__init__(settings=settings, vanish_grace=vanish_grace)
         self.name = name
-        self.vanish_grace = vanish_grace
         self.probe: SlurmProbe | None = None
-        self.squeue_calls = 0
-        self._vanished: dict[str, float] = {}
 
     @contextlib.asynccontextmanager
     async def _probing(self) -> AsyncIterator[None]:
@@ -120,89 +114,47 @@ class SlurmBackend(Backend):
         return self._probing()
 
     async def _probe(self) -> SlurmProbe:
-        ping = await _run(["scontrol", "ping"], check=False)
+        ping = await run_command(["scontrol", "ping"], check=False)
         if ping.returncode != 0 or b"UP" not in ping.stdout:
-            raise BackendUnavailable(f"Slurm's controller does not answer: {_text(ping)}")
-        sacct = await _run(["sacct", "-n", "-X", "-j", "1", "-o", "JobID"], check=False)
-        config = await _run(["scontrol", "show", "config"], check=False)
+            raise BackendUnavailable(f"Slurm's controller does not answer: {output(ping)}")
+        sacct = await run_command(["sacct", "-n", "-X", "-j", "1", "-o", "JobID"], check=False)
+        config = await run_command(["scontrol", "show", "config"], check=False)
         min_job_age = None
         for line in config.stdout.decode(errors="replace").splitlines():
             key, _, value = line.partition("=")
             if key.strip() == "MinJobAge":
                 digits = value.split()[0] if value.split() else ""
                 min_job_age = int(digits) if digits.isdigit() else None
-        squeue_json = await _run(["squeue", "--json", "--me"], check=False)
+        squeue_json = await run_command(["squeue", "--json", "--me"], check=False)
         return SlurmProbe(sacct.returncode == 0, min_job_age, squeue_json.returncode == 0)
 
-    async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
-        """One squeue for all; the jobs it no longer shows through sacct or scontrol."""
-        self.squeue_calls += 1
-        listed = parse_squeue(
-            (await _run(["squeue", "--me", "-h", "--states=all", "-o", "%i|%T|%r"])).stdout
-            .decode(errors="replace")
-        )  # fmt: skip
-        updates, vanished = [], []
-        for job in jobs:
-            if job.backend_id in listed:
-                self._vanished.pop(job.backend_id, None)
-                state, reason = listed[job.backend_id]
-                updates.append(Update(job.id, ganga_status(state), state, reason))
-            else:
-                vanished.append(job)
-        if vanished:
-            updates += await self._resolve(vanished)
-        return updates
+    async def query(self) -> dict[str, BatchState]:
+        """`squeue --me --states=all`: every job of ours Slurm still lists, no ids named."""
+        result = await run_command(["squeue", "--me", "-h", "--states=all", "-o", "%i|%T|%r"])
+        return {job: BatchState(state, ganga_status(state), reason)
+                for job, (state, reason) in parse_squeue(_text(result)).items()}  # fmt: skip
 
-    async def _resolve(self, jobs: list[JobRef]) -> list[Update]:
+    async def history(self, ids: list[str]) -> dict[str, BatchState]:
+        """sacct when accounting works (500 ids a call), else scontrol while Slurm remembers."""
         found: dict[str, tuple[str, str]] = {}
         if self.probe is not None and self.probe.accounting:
-            ids = [j.backend_id for j in jobs]
             for i in range(0, len(ids), 500):
-                result = await _run(["sacct", "-X", "-P", "-n", "-j", ",".join(ids[i : i + 500]),
-                                     "-o", "JobID,State,ExitCode"])  # fmt: skip
-                found.update(parse_sacct(result.stdout.decode(errors="replace")))
+                result = await run_command(["sacct", "-X", "-P", "-n", "-j",
+                                            ",".join(ids[i : i + 500]),
+                                            "-o", "JobID,State,ExitCode"])  # fmt: skip
+                found.update(parse_sacct(_text(result)))
         else:
-            for job in jobs:
-                result = await _run(["scontrol", "show", "job", job.backend_id], check=False)
-                known = parse_scontrol_job(result.stdout.decode(errors="replace"))
+            for job_id in ids:
+                result = await run_command(["scontrol", "show", "job", job_id], check=False)
+                known = parse_scontrol_job(_text(result))
                 if known is not None:
-                    found[job.backend_id] = known
-        updates = []
-        now = trio.current_time()
-        for job in jobs:
-            if job.backend_id in found:
-                state, exit_code = found[job.backend_id]
-                self._vanished.pop(job.backend_id, None)
-                updates.append(Update(job.id, ganga_status(state), state.split()[0],
-                                      f"exit code {exit_code}"))  # fmt: skip
-                continue
-            first_missed = self._vanished.setdefault(job.backend_id, now)
-            if now - first_missed >= self.vanish_grace:
-                sacct = "no record" if self.probe and self.probe.accounting else "off"
-                evidence = (
-                    f"not in squeue, sacct {sacct}, unknown to scontrol, "
-                    f"for {now - first_missed:.0f} s"
-                )
-                log.warning("slurm job %s (job %d) lost: %s", job.backend_id, job.id, evidence)
-                updates.append(Update(job.id, Status.UNKNOWN, "vanished", evidence))
-        return updates
+                    found[job_id] = known
+        return {job: BatchState(state.split()[0], ganga_status(state), f"exit code {code}")
+                for job, (state, code) in found.items()}  # fmt: skip
 
-    async def kill(self, job: JobRef) -> None:
-        """scancel; never abandoned (the engine waits for it)."""
-        await _run(["scancel", job.backend_id])
-
-
-async def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run a Slurm command (an argument list). Cancelled: the command is killed."""
-    try:
-        result = await trio.run_process(args, capture_stdout=True, capture_stderr=True,
-                                        check=False)  # fmt: skip
-    except FileNotFoundError:
-        raise BackendUnavailable(f"{args[0]} is not installed: is this a Slurm machine?") from None
-    if check and result.returncode != 0:
-        raise BackendError(f"{' '.join(args[:3])} failed ({result.returncode}): {_text(result)}")
-    return result
+    def kill_command(self, job_id: str) -> list[str]:
+        return ["scancel", job_id]
 
 
 def _text(result: subprocess.CompletedProcess[bytes]) -> str:
-    return (result.stderr or result.stdout).decode(errors="replace").strip()[:200]
+    return result.stdout.decode(errors="replace")

@@ -1,0 +1,117 @@
+"""What every batch-system backend shares: one listing command per poll, a history command
+for the jobs it no longer lists, and `unknown` (never a guess) for jobs neither knows.
+
+A system's module says which commands to run and how to read them; this module does the
+rest. Commands are argument lists, run under the engine's deadline (a cancelled command is
+killed), and output that cannot be read is a `BackendError`: the poll counts as failed and
+no job changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from .._status import Status
+from ._protocol import Backend, BackendError, BackendSettings, BackendUnavailable, JobRef, Update
+
+log = logging.getLogger("gangamon.batch")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchState:
+    """A job's state in the batch system's words, and what it means in Ganga's."""
+
+    native: str
+    status: Status
+    detail: str = ""
+
+
+class BatchBackend(Backend):
+    """Subclasses implement `query`, `history` and `kill_command`."""
+
+    #: What the listing command is called, for messages.
+    query_name = "query"
+
+    def __init__(
+        self, *, settings: BackendSettings | None = None, vanish_grace: float = 600.0
+    ) -> None:
+        # One listing answers for every job: one "chunk", one call in flight.
+        self.settings = settings or BackendSettings(
+            poll_interval=30.0, chunk_size=10**9, concurrency=1, call_deadline=60.0
+        )
+        self.vanish_grace = vanish_grace
+        #: Listing commands run so far (one per poll).
+        self.queries = 0
+        self._vanished: dict[str, float] = {}
+
+    async def query(self) -> dict[str, BatchState]:
+        """Every job the system lists for this user, by job id."""
+        raise NotImplementedError
+
+    async def history(self, ids: list[str]) -> dict[str, BatchState]:
+        """The final state of jobs the listing no longer shows, where the system remembers."""
+        return {}
+
+    def kill_command(self, job_id: str) -> list[str]:
+        raise NotImplementedError
+
+    async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
+        """One listing for all the jobs; history for the ones it leaves out."""
+        self.queries += 1
+        listed = await self.query()
+        updates, missing = [], []
+        for job in jobs:
+            state = listed.get(job.backend_id)
+            if state is None:
+                missing.append(job)
+            else:
+                self._vanished.pop(job.backend_id, None)
+                updates.append(Update(job.id, state.status, state.native, state.detail))
+        if missing:
+            updates += await self._resolve(missing)
+        return updates
+
+    async def _resolve(self, jobs: list[JobRef]) -> list[Update]:
+        found = await self.history([j.backend_id for j in jobs])
+        updates = []
+        now = trio.current_time()
+        for job in jobs:
+            state = found.get(job.backend_id)
+            if state is not None:
+                self._vanished.pop(job.backend_id, None)
+                updates.append(Update(job.id, state.status, state.native, state.detail))
+                continue
+            first_missed = self._vanished.setdefault(job.backend_id, now)
+            if now - first_missed >= self.vanish_grace:
+                evidence = (f"not listed by {self.query_name} and no history, "
+                            f"for {now - first_missed:.0f} s")  # fmt: skip
+                log.warning("%s job %s (job %d) lost: %s", self.name, job.backend_id, job.id,
+                            evidence)  # fmt: skip
+                updates.append(Update(job.id, Status.UNKNOWN, "vanished", evidence))
+        return updates
+
+    async def kill(self, job: JobRef) -> None:
+        """The system's kill command; never abandoned (the engine waits for it)."""
+        await run_command(self.kill_command(job.backend_id))
+
+
+async def run_command(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run a command (an argument list, never a shell string). Cancelled: it is killed."""
+    try:
+        result = await trio.run_process(args, capture_stdout=True, capture_stderr=True,
+                                        check=False)  # fmt: skip
+    except FileNotFoundError:
+        raise BackendUnavailable(f"{args[0]} is not installed on this machine") from None
+    if check and result.returncode != 0:
+        raise BackendError(f"{' '.join(args[:3])} failed ({result.returncode}): {output(result)}")
+    return result
+
+
+def output(result: subprocess.CompletedProcess[bytes]) -> str:
+    """The first 200 characters of what a command said, errors first."""
+    return (result.stderr or result.stdout).decode(errors="replace").strip()[:200]

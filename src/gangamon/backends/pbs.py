@@ -1,0 +1,58 @@
+"""PBS Pro / OpenPBS: `qstat -f -F json -x` lists jobs, finished ones included (-x).
+
+job_state: Q, H, W, T, M -> submitted; R, E, S, U, B -> running; F and X (finished) ->
+completed if Exit_status is 0, else failed (PBS reports a job killed by signal N as 256+N, and
+its own kills, such as walltime, as negative codes).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._status import Status
+from ._batch import BatchBackend, BatchState, run_command
+from ._protocol import BackendError
+
+_SUBMITTED, _RUNNING, _FINISHED = set("QHWTM"), set("RESUB"), set("FX")
+
+
+def parse_qstat_json(text: str) -> dict[str, BatchState]:
+    """`qstat -f -F json -x` output: {"Jobs": {"<id>": {"job_state": ..., ...}}}."""
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        raise BackendError(f"qstat output is not JSON ({e}): {text[:200]!r}") from None
+    if not isinstance(data, dict):
+        raise BackendError(f"qstat JSON is not an object: {text[:200]!r}")
+    jobs = data.get("Jobs", {})
+    if not isinstance(jobs, dict):
+        raise BackendError(f"qstat Jobs is not an object: {text[:200]!r}")
+    return {job_id: _state(job_id, job) for job_id, job in jobs.items()}
+
+
+def _state(job_id: str, job: Any) -> BatchState:
+    state = job.get("job_state") if isinstance(job, dict) else None
+    if not isinstance(state, str) or len(state) != 1:
+        raise BackendError(f"qstat job {job_id} has no job_state: {job!r:.200}")
+    if state in _SUBMITTED:
+        return BatchState(state, Status.SUBMITTED)
+    if state in _RUNNING:
+        return BatchState(state, Status.RUNNING)
+    if state in _FINISHED:
+        code = job.get("Exit_status")
+        status = Status.COMPLETED if code == 0 else Status.FAILED
+        return BatchState(state, status, f"exit status {code}")
+    raise BackendError(f"unknown PBS job_state {state!r} for job {job_id}")
+
+
+class PbsBackend(BatchBackend):
+    name = "pbs"
+    query_name = "qstat"
+
+    async def query(self) -> dict[str, BatchState]:
+        result = await run_command(["qstat", "-f", "-F", "json", "-x"])
+        return parse_qstat_json(result.stdout.decode(errors="replace"))
+
+    def kill_command(self, job_id: str) -> list[str]:
+        return ["qdel", job_id]
