@@ -15,6 +15,8 @@ import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import trio
+
 from .._status import Status
 from ._batch import BatchBackend, BatchState, output, run_command
 from ._protocol import BackendError, BackendSettings, BackendUnavailable
@@ -104,7 +106,13 @@ class SlurmBackend(BatchBackend):
 
     @contextlib.asynccontextmanager
     async def _probing(self) -> AsyncIterator[None]:
-        self.probe = await self._probe()
+        try:
+            with trio.fail_after(self.settings.call_deadline):
+                self.probe = await self._probe()
+        except trio.TooSlowError:
+            raise BackendUnavailable(
+                f"Slurm did not answer the start-up probe in {self.settings.call_deadline} s"
+            ) from None
         log.info("slurm: accounting %s, MinJobAge %s, squeue --json %s",
                  "on" if self.probe.accounting else "off", self.probe.min_job_age,
                  "yes" if self.probe.json else "no")  # fmt: skip
