@@ -334,3 +334,20 @@ async def test_a_failed_kill_keeps_the_job_monitored(
             await monitor.kill(job)
         grid.truth["grid-0"] = S.RUNNING
         assert await monitor.wait_for(job, [S.RUNNING], timeout=30) == S.RUNNING
+
+
+async def test_untracking_while_the_writer_writes_is_safe(tmp_path: Path) -> None:
+    # A real worker thread for the store: the writer really awaits while untrack runs.
+    grid = FakeGrid(latency=0.0, poll_interval=0.01)
+    store = Store(tmp_path / "jobs.sqlite")
+    monitor = Monitor(store, [grid])
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(monitor.run)
+            ids = await monitor.track(jobs_on("grid", 200))
+            for round_, status in enumerate([S.RUNNING, S.SUBMITTED] * 10):
+                grid.truth.update({f"grid-{i}": status for i in range(200)})
+                await trio.sleep(0.01)
+                monitor.untrack(ids[round_ * 10 : round_ * 10 + 10])
+            monitor.stop()
+    assert monitor.statistics().backends["grid"].jobs == 0

@@ -206,12 +206,13 @@ class Monitor:
         outcomes = await self.store.apply(transitions)
         self._batches += 1
         for t, (runner, observed), outcome in zip(transitions, owners, outcomes, strict=True):
+            tracked = runner.jobs.get(t.job)
+            if tracked is None:
+                continue  # untracked or killed while the batch was being written
             if outcome is Outcome.APPLIED:
                 self._applied += 1
                 runner.observed[t.job] = observed
-                self._stored(
-                    runner, _ref(t.job, runner.jobs[t.job].backend_id, t.new, t.native_status)
-                )
+                self._stored(runner, _ref(t.job, tracked.backend_id, t.new, t.native_status))
             elif outcome is Outcome.STALE:
                 # Someone else (a CLI, Ganga) changed the job: believe the store.
                 record = await self.store.get(t.job)
@@ -224,7 +225,7 @@ class Monitor:
 
     def _stored(self, runner: BackendRunner, ref: JobRef) -> None:
         if ref.id not in runner.jobs:
-            return
+            return  # untracked meanwhile
         if ref.status in ACTIVE:
             runner.replace(ref)
         else:
