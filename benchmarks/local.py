@@ -32,7 +32,7 @@ async def _run(tmp: Path, jobs: int) -> list[float]:
         await nursery.start(monitor.run)
         commands = [["sh", "-c", f"sleep 2.{i % 10}; exit {int(i % 9 == 0)}"] for i in range(jobs)]
         ids = await monitor.track(
-            [NewJob("local", backend.launch(c), Status.SUBMITTED) for c in commands]
+            [NewJob("local", await backend.launch(c), Status.SUBMITTED) for c in commands]
         )
         for job in ids:
             await monitor.wait_for(job, FINAL)

@@ -51,11 +51,19 @@ class LocalBackend(Backend):
         self.settings = BackendSettings(poll_interval=60.0, call_deadline=30.0)
         self._numbers = itertools.count(1)
 
-    def launch(self, command: Sequence[str]) -> str:
+    async def launch(self, command: Sequence[str]) -> str:
         """Start `command` (an argument list, never a shell string) in a new job directory;
-        return the job's backend id (its directory). Takes about a millisecond: not async."""
+        return the job's backend id (its directory).
+
+        The spawn (a couple of milliseconds) runs in a worker thread, so that launching many
+        jobs never holds up the detection of others ending. Cancelled: waits for the spawn to
+        finish (it is not abandoned), then raises; the job runs, its directory says so.
+        """
         if not command or isinstance(command, str):
             raise ValueError(f"a local job needs an argument list, not {command!r}")
+        return await trio.to_thread.run_sync(self._spawn, list(command))
+
+    def _spawn(self, command: list[str]) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
         directory = self._new_directory()
         wrapper = str(resources.files(__package__).joinpath("_local_wrapper.sh"))
