@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from gangamon import Monitor, NewJob, Status, Store
+from gangamon import Monitor, NewJob, Status, Store, open_monitor
 from gangamon.backends.local import LocalBackend
 
 FINISHED = [Status.COMPLETED, Status.FAILED, Status.KILLED]
@@ -36,10 +36,8 @@ async def launch_and_track(
 async def test_exit_codes_signals_and_outside_kills(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.sqlite")
     backend = LocalBackend(tmp_path / "jobs")
-    monitor = Monitor(store, [backend])
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
+        async with open_monitor(store, [backend]) as monitor:
             ok, bad, signalled, outside = await launch_and_track(
                 monitor,
                 backend,
@@ -54,7 +52,6 @@ async def test_exit_codes_signals_and_outside_kills(tmp_path: Path) -> None:
             os.kill(wrapper_pid(store, outside), signal.SIGKILL)  # the wrapper itself, from outside
             for job in (ok, bad, signalled, outside):
                 await monitor.wait_for(job, FINISHED)
-            monitor.stop()
     assert store.get(ok).status == Status.COMPLETED
     assert (store.get(bad).status, store.journal(job=bad)[-1].reason) == (
         Status.FAILED,
@@ -69,15 +66,12 @@ async def test_exit_codes_signals_and_outside_kills(tmp_path: Path) -> None:
 async def test_kill_stops_the_process_group(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.sqlite")
     backend = LocalBackend(tmp_path / "jobs")
-    monitor = Monitor(store, [backend])
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
+        async with open_monitor(store, [backend]) as monitor:
             [job] = await launch_and_track(monitor, backend, [["sleep", "60"]])
             await monitor.wait_for(job, [Status.RUNNING])
             pid = wrapper_pid(store, job)
             await monitor.kill(job)
-            monitor.stop()
     assert store.get(job).status == Status.KILLED
     assert is_gone(pid)
 
@@ -85,23 +79,17 @@ async def test_kill_stops_the_process_group(tmp_path: Path) -> None:
 async def test_restart_reattaches_by_pid_and_start_time(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.sqlite")
     first = LocalBackend(tmp_path / "jobs")
-    monitor = Monitor(store, [first])
     go = tmp_path / "go"
     payload = ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done"]
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
+        async with open_monitor(store, [first]) as monitor:
             [job] = await launch_and_track(monitor, first, [payload])
             await monitor.wait_for(job, [Status.RUNNING])
-            monitor.stop()
         # A new monitor and backend, as after a crash: the process is still there.
-        monitor = Monitor(store, [LocalBackend(tmp_path / "jobs")])
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
+        async with open_monitor(store, [LocalBackend(tmp_path / "jobs")]) as monitor:
             assert store.get(job).status == Status.RUNNING
             go.touch()
             await monitor.wait_for(job, FINISHED)
-            monitor.stop()
     assert store.get(job).status == Status.COMPLETED
 
 
@@ -112,12 +100,9 @@ async def test_a_reused_pid_is_not_our_process(tmp_path: Path) -> None:
     # Our own pid is alive, but its start time is not the one recorded: another process.
     (directory / "launch.json").write_text(json.dumps({"pid": os.getpid(), "starttime": 1}))
     [job] = store.add_jobs([NewJob("local", str(directory), Status.RUNNING)])
-    monitor = Monitor(store, [LocalBackend(tmp_path / "jobs")])
     with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
+        async with open_monitor(store, [LocalBackend(tmp_path / "jobs")]) as monitor:
             await monitor.wait_for(job, FINISHED)
-            monitor.stop()
     assert store.get(job).status == Status.FAILED
     assert "without an exit record" in store.journal(job=job)[-1].reason
 
@@ -126,15 +111,12 @@ async def test_a_reused_pid_is_not_our_process(tmp_path: Path) -> None:
 async def test_five_hundred_concurrent_jobs(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.sqlite")
     backend = LocalBackend(tmp_path / "jobs")
-    monitor = Monitor(store, [backend])
     commands = [["sh", "-c", f"sleep 0.{i % 10}; exit {int(i % 7 == 0)}"] for i in range(500)]
     with trio.fail_after(120):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
+        async with open_monitor(store, [backend]) as monitor:
             ids = await launch_and_track(monitor, backend, commands)
             for job in ids:
                 await monitor.wait_for(job, FINISHED)
-            monitor.stop()
     statuses = [store.get(job).status for job in ids]
     assert statuses == [Status.FAILED if i % 7 == 0 else Status.COMPLETED for i in range(500)]
 

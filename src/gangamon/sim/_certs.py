@@ -28,7 +28,6 @@ _INHERIT_ALL = bytes.fromhex("300c300a06082b06010505071501")
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    directory: Path
     ca_dir: Path
     ca_file: Path
     host_cert: Path
@@ -127,9 +126,7 @@ def make_credentials(directory: Path, *, hostname: str = "localhost") -> Credent
     expired = _write_proxy(
         directory / "expired-proxy.pem", user, user_key, now - dt.timedelta(days=2), hours=1
     )
-    return Credentials(
-        directory, ca_dir, ca_file, directory / "host.pem", host_key_file, proxy, expired
-    )
+    return Credentials(ca_dir, ca_file, directory / "host.pem", host_key_file, proxy, expired)
 
 
 def _write_proxy(

@@ -62,7 +62,6 @@ class LatencyModel:
 @dataclass(slots=True)
 class SimStatistics:
     calls: Counter[str] = field(default_factory=Counter)
-    ids_asked: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
     refused_connections: int = 0
@@ -218,7 +217,6 @@ class DiracSim:
         stats = self.stats
         stats.calls[method] += 1
         ids = args[0] if args and isinstance(args[0], list) else [None]
-        stats.ids_asked += len(ids)
         stats.in_flight += 1
         stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         try:

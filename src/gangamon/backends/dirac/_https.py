@@ -61,17 +61,21 @@ class DiracHttps:
             finally:
                 self._client = None
 
+    def _session_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("DiracHttps used outside `async with transport.session()`")
+        return self._client
+
     async def call(self, system: str, service: str, method: str, *args: object) -> Any:
         """One RPC; returns the S_OK value. Raises `DiracError` for an S_ERROR, `BackendError`
         for a transport failure, `BackendUnavailable` when DIRAC refuses our credentials.
 
         Cancelled: the request is abandoned and its connection closed (a read-only call).
         """
-        if self._client is None:
-            raise RuntimeError("DiracHttps.call outside `async with transport.session()`")
+        client = self._session_client()
         endpoint = f"{self.url}/{system}/Tornado{service}"
         try:
-            response = await self._client.post(
+            response = await client.post(
                 endpoint,
                 content=tornado_body(method, list(args)),
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -94,10 +98,8 @@ class DiracHttps:
 
     async def download(self, url: str) -> bytes:
         """GET a file (an output sandbox) with the same client and credentials."""
-        if self._client is None:
-            raise RuntimeError("DiracHttps.download outside `async with transport.session()`")
         try:
-            response = await self._client.get(url)
+            response = await self._session_client().get(url)
         except httpx.HTTPError as e:
             raise BackendError(f"download of {url}: {type(e).__name__}: {e}") from None
         if response.status_code != 200:
