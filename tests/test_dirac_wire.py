@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given, strategies as st
@@ -8,11 +10,13 @@ from hypothesis import given, strategies as st
 from gangamon.backends.dirac._wire import (
     DiracError,
     FrameReader,
+    JobState,
     WireError,
+    decode_job_states,
     frame,
-    int_keys,
     jdecode,
     jencode,
+    job_states,
     parse_tornado_body,
     s_error,
     s_ok,
@@ -72,15 +76,52 @@ def test_s_ok_and_s_error() -> None:
             unwrap(not_a_result)
 
 
-def test_int_keys() -> None:
-    assert int_keys({"17": {"Status": "Done"}}) == {17: {"Status": "Done"}}
-    with pytest.raises(WireError, match="job id 'x' is not an integer"):
-        int_keys({"x": 1})
+states = st.dictionaries(
+    st.integers(1, 2**40),
+    st.fixed_dictionaries(
+        {"Status": st.text(max_size=20), "MinorStatus": st.none() | st.text(max_size=20)},
+        optional={"ApplicationStatus": st.text(max_size=10)},
+    ),
+    max_size=20,
+)
+
+
+@given(states)
+def test_job_states_decode_as_sent(sent: dict[int, dict[str, Any]]) -> None:
+    expected = {i: JobState(s["Status"], s["MinorStatus"]) for i, s in sent.items()}
+    # Over HTTPS the ids arrive as JSON strings; from DIRAC's client as ints.
+    assert decode_job_states(jencode(s_ok(sent))) == expected
+    assert job_states(sent) == expected
+    assert job_states({str(i): s for i, s in sent.items()}) == expected
+
+
+def test_job_states_errors_name_the_bad_part() -> None:
+    with pytest.raises(DiracError, match="no such job") as error:
+        decode_job_states(jencode(s_error("no such job", 1101)))
+    assert error.value.errno == 1101
+    bad = {
+        b'{"OK": true, "Value": {"x": {"Status": "Done"}}}': r"\$\.Value",
+        b'{"OK": true, "Value": {"17": {"Status": 3}}}': r"\$\.Value\[\.\.\.\]\.Status",
+        b'{"OK": true, "Value": {"17": {}}}': "Status",
+        b"<html>busy</html>": "not a getJobsStates result",
+    }
+    for body, where in bad.items():
+        with pytest.raises(WireError, match=where):
+            decode_job_states(body)
+    with pytest.raises(WireError, match="Status"):
+        job_states({17: {"Status": None}})
 
 
 @given(st.text(min_size=1, max_size=30), st.lists(json_values, max_size=3))
 def test_tornado_body_round_trips(method: str, args: list[object]) -> None:
     assert parse_tornado_body(tornado_body(method, args)) == (method, args)
+
+
+@given(st.text(max_size=30), st.lists(json_values, max_size=3))
+def test_tornado_body_is_what_urlencode_makes(method: str, args: list[object]) -> None:
+    fields = {"method": method, "args": jencode(args).decode()}
+    fields |= {"clientVO": "unknown", "clientSetup": "None"}
+    assert tornado_body(method, args) == urlencode(fields).encode()
 
 
 @pytest.mark.parametrize(

@@ -40,15 +40,16 @@ async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
             await stream.send_all(frame(s_error(f"Unsupported action {kind!r}")))
             return
         await stream.send_all(frame(s_ok()))
+        arrived = trio.current_time()
         args = (await _receive(stream, reader)).get("Value")
         if not isinstance(args, list):
             await stream.send_all(frame(s_error(f"Arguments must be a list, not {args!r:.100}")))
             return
-        result = await sim.call(stream, service, method, args)
+        result = await sim.call(stream, service, method, args, frame, arrived=arrived)
         if result is Hangup.HTTP500:
-            result = s_error("Internal server error: simulated fault")
+            result = frame(s_error("Internal server error: simulated fault"))
         if result is not Hangup.RESET:
-            await stream.send_all(frame(result))
+            await stream.send_all(result)
     except (trio.BrokenResourceError, trio.ClosedResourceError, WireError):
         return
     finally:

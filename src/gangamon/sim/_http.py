@@ -24,12 +24,13 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
             request = await _next_event(conn, stream)
             if not isinstance(request, h11.Request):
                 return
+            arrived = trio.current_time()
             body = b""
             while isinstance(event := await _next_event(conn, stream), h11.Data):
                 body += event.data
             if not isinstance(event, h11.EndOfMessage):
                 return
-            reply = await _respond(sim, stream, request, body)
+            reply = await _respond(sim, stream, request, body, arrived)
             if reply is None:
                 return  # reset, or the client hung up
             status, content_type, payload = reply
@@ -50,7 +51,7 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
 
 
 async def _respond(
-    sim: DiracSim, stream: trio.abc.Stream, request: h11.Request, body: bytes
+    sim: DiracSim, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
 ) -> Reply | None:
     target = request.target.decode(errors="replace")
     if isinstance(stream, trio.SSLStream) and not stream.getpeercert():
@@ -68,12 +69,13 @@ async def _respond(
         method, args = parse_tornado_body(body)
     except WireError as e:
         return 400, "text/plain", str(e).encode()
-    result = await sim.call(stream, f"{system}/{section.removeprefix('Tornado')}", method, args)
+    service = f"{system}/{section.removeprefix('Tornado')}"
+    result = await sim.call(stream, service, method, args, jencode, arrived=arrived)
     if result is Hangup.RESET:
         return None
     if result is Hangup.HTTP500:
         return 500, "text/plain", b"Internal Server Error: simulated fault"
-    return 200, "application/json", jencode(result)
+    return 200, "application/json", result
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:

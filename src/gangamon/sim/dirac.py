@@ -190,19 +190,33 @@ class DiracSim:
         await trio.serve_listeners(handle, listeners)
 
     async def call(
-        self, stream: trio.abc.Stream, service: str, method: str, args: list[object]
-    ) -> dict[str, object] | Hangup:
-        """Run one call on a server thread, with latency and any injected fault."""
+        self,
+        stream: trio.abc.Stream,
+        service: str,
+        method: str,
+        args: list[object],
+        encode: Callable[[dict[str, object]], bytes],
+        *,
+        arrived: float,
+    ) -> bytes | Hangup:
+        """Run one call on a server thread, with latency and any injected fault; the reply
+        comes back encoded by `encode` (each face has its own wire format).
+
+        The modelled latency runs from `arrived`, when the request began to arrive, plus any
+        wait for a free thread: reading, parsing and encoding are all inside it.
+        """
         handler = self.services.get(service)
         if handler is None:
-            return s_error(f"Unknown service {service}", 38)
+            return encode(s_error(f"Unknown service {service}", 38))
         self._waiting += 1
         admitted = False
+        queued = trio.current_time()
         try:
             async with self._threads:
                 self._waiting -= 1
                 admitted = True
-                return await self._run_call(stream, handler, method, args)
+                started = arrived + trio.current_time() - queued
+                return await self._run_call(stream, handler, method, args, encode, started)
         finally:
             if not admitted:
                 self._waiting -= 1
@@ -213,16 +227,19 @@ class DiracSim:
         service: JobMonitoring | SandboxStore,
         method: str,
         args: list[object],
-    ) -> dict[str, object] | Hangup:
+        encode: Callable[[dict[str, object]], bytes],
+        started: float,
+    ) -> bytes | Hangup:
         stats = self.stats
         stats.calls[method] += 1
         ids = args[0] if args and isinstance(args[0], list) else [None]
         stats.in_flight += 1
         stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         try:
-            # The latency is the whole service time: the work is done first and the reply
-            # waits out the rest, so the simulator's own CPU does not add to the model's.
-            done_at = trio.current_time() + self.latency.draw(self.rng, len(ids))
+            # The latency is the whole service time: the work, encoding included, is done
+            # first and the reply waits out the rest, so the simulator's own CPU does not add
+            # to the model's.
+            done_at = started + self.latency.draw(self.rng, len(ids))
             fault = self._faults.pop(0) if self._faults else None
             if fault is not None:
                 stats.faults_served[fault] += 1
@@ -230,13 +247,14 @@ class DiracSim:
                 result = s_error("Simulated DIRAC failure: database went away")
             else:
                 result = service.call(method, args)
+            reply = encode(result)
             await trio.sleep_until(done_at)
             if fault == "hang":
                 await stream.receive_some(1)  # until the client gives up and hangs up
                 return Hangup.RESET
             if fault in ("reset", "http500"):
                 return Hangup(fault)
-            return result
+            return reply
         finally:
             stats.in_flight -= 1
 

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from .._protocol import BackendError, BackendUnavailable
-from ._wire import DiracError
+from ._wire import DiracError, JobState, WireError, job_states
 
 
 class DiracClientTransport:
@@ -70,6 +70,14 @@ class DiracClientTransport:
         if not result["OK"]:
             raise DiracError(str(result.get("Message")), int(result.get("Errno") or 0))
         return result.get("Value")
+
+    async def job_states(self, ids: list[int]) -> dict[int, JobState]:
+        """getJobsStates for `ids`, checked into typed records; errors as `call`'s."""
+        value = await self.call("WorkloadManagement", "JobMonitoring", "getJobsStates", ids)
+        try:
+            return job_states(value)
+        except WireError as e:
+            raise BackendError(f"DIRAC's getJobsStates: {e}") from None
 
     async def download(self, url: str) -> bytes:
         raise BackendError(

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from .._protocol import BackendError, BackendUnavailable
-from ._wire import WireError, jdecode, tornado_body, unwrap
+from ._wire import JobState, WireError, decode_job_states, jdecode, tornado_body, unwrap
 
 
 class DiracHttps:
@@ -72,6 +72,26 @@ class DiracHttps:
 
         Cancelled: the request is abandoned and its connection closed (a read-only call).
         """
+        endpoint, body = await self._post(system, service, method, args)
+        try:
+            return unwrap(jdecode(body))
+        except WireError as e:
+            raise BackendError(f"{method} at {endpoint}: {e}") from None
+
+    async def job_states(self, ids: list[int]) -> dict[int, JobState]:
+        """getJobsStates for `ids`, decoded straight into typed records; errors as `call`'s."""
+        endpoint, body = await self._post(
+            "WorkloadManagement", "JobMonitoring", "getJobsStates", (ids,)
+        )
+        try:
+            return decode_job_states(body)
+        except WireError as e:
+            raise BackendError(f"getJobsStates at {endpoint}: {e}") from None
+
+    async def _post(
+        self, system: str, service: str, method: str, args: tuple[object, ...]
+    ) -> tuple[str, bytes]:
+        """(endpoint, body of the 200 reply) of one call; HTTP and transport failures raised."""
         client = self._session_client()
         endpoint = f"{self.url}/{system}/Tornado{service}"
         try:
@@ -91,10 +111,7 @@ class DiracHttps:
             raise BackendError(
                 f"{method} at {endpoint}: HTTP {response.status_code}: {response.text[:200]!r}"
             )
-        try:
-            return unwrap(jdecode(response.content))
-        except WireError as e:
-            raise BackendError(f"{method} at {endpoint}: {e}") from None
+        return endpoint, response.content
 
     async def download(self, url: str) -> bytes:
         """GET a file (an output sandbox) with the same client and credentials."""

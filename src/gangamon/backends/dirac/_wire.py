@@ -14,7 +14,9 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
+
+import msgspec
 
 from ..._errors import GangamonError
 
@@ -71,10 +73,55 @@ def jencode(value: object) -> bytes:
 
 def jdecode(data: bytes | str) -> Any:
     """Decode JEncoded data, or raise `WireError` quoting the start of it."""
+    # Most replies (job states) hold no tagged object: skip the hook's call per dict.
+    tagged = b"__dCls" in data if isinstance(data, bytes) else "__dCls" in data
     try:
-        return json.loads(data, object_hook=_hook)
+        return json.loads(data, object_hook=_hook if tagged else None)
     except (ValueError, RecursionError) as e:
         raise WireError(f"not JEncoded data ({e}): {data[:200]!r}") from None
+
+
+class JobState(msgspec.Struct, frozen=True, gc=False):
+    """One job of a getJobsStates reply (DIRAC sends ApplicationStatus too: not needed here).
+
+    Untracked by the garbage collector: a reply holds a thousand of them, none refers to
+    anything that could form a cycle.
+    """
+
+    Status: str
+    MinorStatus: str | None = None
+
+
+class _JobStatesResult(msgspec.Struct):
+    OK: bool
+    Value: dict[int, JobState] = {}
+    Message: str = ""
+    Errno: int = 0
+
+
+_job_states_decoder = msgspec.json.Decoder(_JobStatesResult)
+
+
+def decode_job_states(data: bytes) -> dict[int, JobState]:
+    """The job states of a JSON getJobsStates result, typed and checked in one pass (a third
+    of the time of JSON decoding, then checking); `DiracError` for an S_ERROR, `WireError`
+    naming the bad part for anything else."""
+    try:
+        result = _job_states_decoder.decode(data)
+    except msgspec.DecodeError as e:  # ValidationError included
+        raise WireError(f"not a getJobsStates result ({e}): {data[:200]!r}") from None
+    if not result.OK:
+        raise DiracError(result.Message, result.Errno)
+    return result.Value
+
+
+def job_states(value: object) -> dict[int, JobState]:
+    """The job states of an already decoded getJobsStates value (as DIRAC's client returns it),
+    or `WireError` naming the bad part."""
+    try:
+        return msgspec.convert(value, dict[int, JobState], strict=False)
+    except msgspec.ValidationError as e:
+        raise WireError(f"not getJobsStates job states ({e}): {value!r:.200}") from None
 
 
 def s_ok(value: object = None) -> dict[str, object]:
@@ -95,20 +142,19 @@ def unwrap(result: object) -> Any:
     raise DiracError(str(result.get("Message")), errno if isinstance(errno, int) else 0)
 
 
-def int_keys(value: object) -> dict[int, Any]:
-    """A per-job dict with its JSON string keys turned back into job ids."""
-    if not isinstance(value, dict):
-        raise WireError(f"expected a dict of jobs, got {value!r:.200}")
-    out: dict[int, Any] = {}
-    for key, item in value.items():
-        try:
-            out[int(key)] = item
-        except (TypeError, ValueError):
-            raise WireError(f"job id {key!r} is not an integer") from None
-    return out
-
-
 # -- Tornado (HTTPS) -------------------------------------------------------------------------
+
+
+#: `urllib.parse.quote_plus` as one `str.translate` over the UTF-8 bytes (as latin-1 text): a
+#: 1000-id body costs a tenth of a millisecond less per call than quote_plus's per-byte loop.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_FORM_QUOTE = {
+    b: "+" if b == 0x20 else chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256)
+}
+
+
+def _form_quote(text: str) -> str:
+    return text.encode().decode("latin-1").translate(_FORM_QUOTE)
 
 
 def tornado_body(method: str, args: list[object]) -> bytes:
@@ -119,7 +165,7 @@ def tornado_body(method: str, args: list[object]) -> bytes:
         "clientVO": "unknown",
         "clientSetup": "None",
     }
-    return urlencode(fields).encode()
+    return "&".join(f"{_form_quote(k)}={_form_quote(v)}" for k, v in fields.items()).encode()
 
 
 def parse_tornado_body(body: bytes) -> tuple[str, list[Any]]:
