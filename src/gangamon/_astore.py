@@ -74,14 +74,18 @@ class AsyncStore:
         backend: str | None = None,
         statuses: Iterable[Status] | None = None,
         parent: int | None = None,
+        after: int = 0,
     ) -> list[JobRecord]:
         def query() -> list[JobRecord]:
-            return self.store.jobs(backend=backend, statuses=statuses, parent=parent)
+            return self.store.jobs(backend=backend, statuses=statuses, parent=parent, after=after)
 
         return await self._call(query)
 
     async def active_jobs(self, backend: str | None = None) -> list[JobRecord]:
         return await self._call(self.store.active_jobs, backend)
+
+    async def counts(self) -> list[tuple[str, Status, int]]:
+        return await self._call(self.store.counts)
 
     async def journal(self, *, after: int = 0, job: int | None = None) -> list[JournalEntry]:
         def query() -> list[JournalEntry]:

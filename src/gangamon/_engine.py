@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ import trio
 
 from ._astore import AsyncStore
 from ._errors import GangamonError, UnknownJob, single_exception
+from ._metrics import Histogram
 from ._status import ACTIVE, Status, can_transition
 from ._store import JournalEntry, NewJob, Outcome, Store, Transition
 from ._subscribe import Subscription
@@ -83,6 +85,11 @@ class Monitor:
         self._receive: trio.MemoryReceiveChannel[Report] | None = None
         self._last_seq = 0
         self._batches = self._applied = self._illegal = self._out_of_order = 0
+        #: Jobs above this id that are active in the store are `load_new`'s to pick up.
+        self._seen_id = 0
+        self._untracked: set[int] = set()
+        #: Seconds from a change at the backend (where it says when) to its being stored.
+        self.detection = Histogram()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -129,10 +136,12 @@ class Monitor:
         self._stop.set()
 
     async def _load(self) -> None:
+        self._seen_id = 0
         for runner in self._runners.values():
             runner.clear()
             for record in await self.store.active_jobs(runner.name):
                 runner.load(_ref(record.id, record.backend_id, record.status, record.native_status))
+                self._seen_id = max(self._seen_id, record.id)
         known = set(self._runners)
         orphans = [j.id for j in await self.store.active_jobs() if j.backend not in known]
         if orphans:
@@ -169,7 +178,7 @@ class Monitor:
 
     async def _apply(self, reports: list[Report]) -> None:
         transitions: list[Transition] = []
-        owners: list[tuple[BackendRunner, float]] = []
+        owners: list[tuple[BackendRunner, float, float | None]] = []
         pending: dict[int, tuple[Status, str | None]] = {}
         for report in reports:
             runner, update = report.runner, report.update
@@ -199,18 +208,23 @@ class Monitor:
             transitions.append(
                 Transition(ref.id, status, target, update.native_status, update.reason)
             )
-            owners.append((runner, report.observed))
+            owners.append((runner, report.observed, update.changed))
             pending[ref.id] = (target, update.native_status)
         if not transitions:
             return
         outcomes = await self.store.apply(transitions)
+        stored_at = time.time()
         self._batches += 1
-        for t, (runner, observed), outcome in zip(transitions, owners, outcomes, strict=True):
+        for t, (runner, observed, changed), outcome in zip(
+            transitions, owners, outcomes, strict=True
+        ):
             tracked = runner.jobs.get(t.job)
             if tracked is None:
                 continue  # untracked or killed while the batch was being written
             if outcome is Outcome.APPLIED:
                 self._applied += 1
+                if changed is not None:
+                    self.detection.observe(stored_at - changed)
                 runner.observed[t.job] = observed
                 self._stored(runner, _ref(t.job, tracked.backend_id, t.new, t.native_status))
             elif outcome is Outcome.STALE:
@@ -270,8 +284,24 @@ class Monitor:
         await self._publish()
         return ids
 
+    async def load_new(self) -> int:
+        """Start monitoring the active jobs that another process (`gangamon track`, Ganga)
+        added to the store since the last look; return how many. Cancelled: the ones seen so
+        far are monitored, the rest are found by the next call."""
+        found = 0
+        for record in await self.store.jobs(statuses=ACTIVE, after=self._seen_id):
+            self._seen_id = record.id
+            runner = self._runners.get(record.backend)
+            if runner is None or record.id in runner.jobs or record.id in self._untracked:
+                continue
+            if record.backend_id:
+                runner.add(_ref(record.id, record.backend_id, record.status, record.native_status))
+                found += 1
+        return found
+
     def untrack(self, jobs: Collection[int]) -> None:
         """Stop monitoring these jobs in this run; their work is cancelled, the store kept."""
+        self._untracked.update(jobs)
         for runner in self._runners.values():
             for job in jobs:
                 runner.discard(job)

@@ -332,10 +332,11 @@ class Store:
         backend: str | None = None,
         statuses: Iterable[Status] | None = None,
         parent: int | None = None,
+        after: int = 0,
     ) -> list[JobRecord]:
-        """Jobs matching every filter given, in id order."""
-        where: list[str] = []
-        args: list[object] = []
+        """Jobs matching every filter given, with ids above `after`, in id order."""
+        where: list[str] = ["id > ?"]
+        args: list[object] = [after]
         if backend is not None:
             where.append("backend = ?")
             args.append(backend)
@@ -346,9 +347,7 @@ class Store:
         if parent is not None:
             where.append("parent = ?")
             args.append(parent)
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE " + " AND ".join(where)
         return [_job_record(r) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     def active_jobs(self, backend: str | None = None) -> list[JobRecord]:
@@ -361,6 +360,11 @@ class Store:
         if backend is not None:
             sql, args = sql + " WHERE backend = ?", (backend,)
         return {Status(s): n for s, n in self._db.execute(sql + " GROUP BY status", args)}
+
+    def counts(self) -> list[tuple[str, Status, int]]:
+        """(backend, status, number of jobs) for every pair that has jobs."""
+        sql = "SELECT backend, status, count(*) FROM jobs GROUP BY backend, status"
+        return [(b, Status(s), n) for b, s, n in self._db.execute(sql)]
 
     def journal(self, *, after: int = 0, job: int | None = None) -> list[JournalEntry]:
         """Journal entries with seq > `after` (of one job, if given), in seq order."""

@@ -1,28 +1,334 @@
-"""The `gangamon` command. So far: `gangamon sim dirac`, the DIRAC simulator."""
+"""The `gangamon` command: run, track, status, watch, doctor, demo, and the DIRAC simulator.
+
+Every command reads one configuration (see `_config.py`). Bad input of any kind (a config
+value, an id, a store, a port, a proxy) ends the command with one line on stderr naming the
+value, and a nonzero exit; nothing already stored is changed.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
 import click
 import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-from ._errors import single_exception
+from . import _demo, _doctor, _logs, _service
+from ._astore import AsyncStore
+from ._config import Config, load_config
+from ._errors import GangamonError, StoreError, single_exception
+from ._ids import BadJobId, parse_ids, read_id_file
+from ._status import Status, parse_status
+from ._store import NewJob, Store
+from ._view import collect, render, render_text
 from .sim._certs import make_credentials
 from .sim.dirac import DiracSim, LatencyModel
+
+#: Exit code for bad input and failed checks (click's own usage errors exit with 2).
+FAILED = 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the command; any error is one line on stderr and a nonzero exit."""
+    try:
+        code = cli.main(args=argv, prog_name="gangamon", standalone_mode=False)
+    except click.exceptions.Abort:
+        code = 130
+    except click.ClickException as e:
+        click.echo(f"gangamon: error: {e.format_message()}", err=True)
+        code = e.exit_code
+    except GangamonError as e:
+        click.echo(f"gangamon: error: {e}", err=True)
+        code = FAILED
+    except BaseException as e:
+        inner = single_exception(e)
+        if isinstance(inner, KeyboardInterrupt):
+            code = 130
+        elif isinstance(inner, GangamonError):
+            click.echo(f"gangamon: error: {inner}", err=True)
+            code = FAILED
+        else:
+            raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+class Settings:
+    """What the group's options say, for the commands."""
+
+    def __init__(self, config_path: Path | None, store: Path | None) -> None:
+        self._config_path = config_path
+        self._store = store
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self._config_path)
+        return self._config
+
+    @property
+    def store(self) -> Path:
+        return self._store.expanduser() if self._store else self.config.store
+
+    def existing_store(self) -> Store:
+        """The store, which must exist: reading commands never create one."""
+        if not self.store.exists():
+            raise StoreError(self.store, "no such file (gangamon track or gangamon run makes it)")
+        return Store(self.store)
+
+
+pass_settings = click.make_pass_decorator(Settings)
 
 
 @click.group()
 @click.version_option(package_name="gangamon")
-def main() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Configuration file [default: $GANGAMON_CONFIG, else ~/.config/gangamon/config.toml].",
+)
+@click.option(
+    "--store", type=click.Path(dir_okay=False, path_type=Path), help="Job store (overrides config)."
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: everything).")
+@click.option("--log-json", is_flag=True, help="Log records as JSON lines.")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: Path | None, store: Path | None, verbose: int, log_json: bool
+) -> None:
     """gangamon: job monitoring for Ganga-style job management."""
+    _logs.configure(verbose, as_json=log_json)
+    ctx.obj = Settings(config_path, store)
 
 
-@main.group()
+@cli.command()
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics on 127.0.0.1:PORT [default: the config's metrics_port].",
+)
+@pass_settings
+def run(settings: Settings, metrics_port: int | None) -> None:
+    """Monitor the store's jobs until SIGINT or SIGTERM; then stop gracefully."""
+    config = settings.config
+    if settings._store:
+        config = Config(settings.store, config.grace, config.metrics_port, config.backends,
+                        config.source)  # fmt: skip
+    trio.run(partial(_service.serve, config, metrics_port=metrics_port or config.metrics_port))
+
+
+@cli.command()
+@click.argument("backend")
+@click.argument("ids", nargs=-1)
+@click.option(
+    "--file",
+    "id_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read more ids from this file (whitespace or commas between them, # comments).",
+)
+@click.option(
+    "--status",
+    "initial",
+    type=click.Choice(["submitted", "running"]),
+    default="submitted",
+    show_default=True,
+    help="Status to record the jobs in until their first poll.",
+)
+@pass_settings
+def track(
+    settings: Settings, backend: str, ids: tuple[str, ...], id_file: Path | None, initial: str
+) -> None:
+    """Register existing jobs of BACKEND by their ids: 1234, ranges 1200-1299, --file."""
+    configured = settings.config.backends
+    if backend not in configured:
+        raise click.UsageError(f"unknown backend {backend!r} (configured: {', '.join(configured)})")
+    kind = configured[backend][0]
+    wanted = parse_ids(kind, ids)
+    if id_file is not None:
+        wanted += [i for i in read_id_file(kind, id_file) if i not in set(wanted)]
+    if not wanted:
+        raise BadJobId("no job ids given (as arguments or with --file)")
+    with Store(settings.store) as store:
+        known = {r.backend_id for r in store.jobs(backend=backend)}
+        new = [i for i in wanted if i not in known]
+        added = store.add_jobs([NewJob(backend, i, Status(initial)) for i in new])
+    where = f" (store ids {added[0]}-{added[-1]})" if added else ""
+    skipped = f"; {len(wanted) - len(new)} were already tracked" if len(new) < len(wanted) else ""
+    click.echo(f"tracked {len(added)} {backend} jobs{where}{skipped}")
+
+
+@cli.command()
+@click.option("--backend", help="Only this backend's jobs.")
+@click.option(
+    "--status",
+    "status_name",
+    type=click.Choice([s.value for s in Status]),
+    help="Only jobs in this status, listed.",
+)
+@click.option("--job", type=int, help="One job: its record and its history.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@pass_settings
+def status(
+    settings: Settings,
+    backend: str | None,
+    status_name: str | None,
+    job: int | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Jobs per backend and status; with --status the jobs themselves, with --job one job."""
+    wanted = parse_status(status_name) if status_name is not None else None
+    console = Console()
+    with settings.existing_store() as store:
+        if job is not None:
+            record, journal = store.get(job), store.journal(job=job)
+            if as_json:
+                click.echo(
+                    json.dumps({"job": _plain(record), "journal": [_plain(e) for e in journal]})
+                )
+                return
+            click.echo(
+                f"job {record.id}: {record.backend} {record.backend_id or ''} "
+                f"{record.status.value} ({record.native_status or '-'})"
+            )
+            for e in journal:
+                old = e.old.value if e.old else "new"
+                click.echo(f"  {_when(e.time)}  {old} -> {e.new.value}  {e.reason}")
+            return
+        counts: dict[str, dict[str, int]] = {}
+        for name, s, n in store.counts():
+            if (backend is None or name == backend) and (wanted is None or s == wanted):
+                counts.setdefault(name, {})[s.value] = n
+        listed = store.jobs(backend=backend, statuses=[wanted]) if wanted is not None else []
+    if as_json:
+        click.echo(json.dumps({"counts": counts, "jobs": [_plain(r) for r in listed]}))
+        return
+    table = Table(title=f"jobs in {settings.store}", title_justify="left")
+    table.add_column("backend")
+    shown = [s.value for s in Status if any(s.value in c for c in counts.values())]
+    for name in [*shown, "total"]:
+        table.add_column(name, justify="right")
+    for name, c in counts.items():
+        table.add_row(name, *(str(c.get(s, 0)) for s in shown), str(sum(c.values())))
+    console.print(table)
+    for record in listed[:limit]:
+        click.echo(
+            f"{record.id:>8} {record.backend} {record.backend_id or '-'} "
+            f"{record.native_status or '-'} {_when(record.updated)}"
+        )
+    if len(listed) > limit:
+        console.print(f"... and {len(listed) - limit} more (--limit, or --json for all)")
+
+
+def _plain(record: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return {k: (v.value if isinstance(v, Status) else v) for k, v in asdict(record).items()}  # type: ignore[call-overload]
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Show the view once and exit.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 60))
+@pass_settings
+def watch(settings: Settings, once: bool, interval: float) -> None:
+    """A live view of the store: jobs per status, recent changes, backend health."""
+    path = settings.store
+    store = AsyncStore(settings.existing_store())
+    console = Console()
+
+    async def views() -> None:
+        previous: dict[str, tuple[float, int]] = {}
+        live = None if once or not console.is_terminal else Live(console=console)
+        with live or _nothing():
+            while True:
+                snapshot = _service.read_snapshot(path)
+                rates: dict[str, float] = {}
+                health = None
+                note = "no monitor is running on this store (gangamon run starts one)"
+                if snapshot is not None:
+                    note = ""
+                    health = snapshot.statistics.backends
+                    for name, stats in health.items():
+                        if name in previous and snapshot.time > previous[name][0]:
+                            then, calls = previous[name]
+                            rates[name] = (stats.calls - calls) / (snapshot.time - then)
+                        previous[name] = (snapshot.time, stats.calls)
+                view = await collect(
+                    store, f"gangamon watch - {path}", health=health, calls_per_second=rates,
+                    note=note,
+                )  # fmt: skip
+                if live is not None:
+                    live.update(render(view))
+                elif console.is_terminal or once:
+                    console.print(render(view))
+                else:
+                    click.echo(render_text(view))
+                if once:
+                    return
+                await trio.sleep(interval)
+
+    try:
+        trio.run(views)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.store.close()
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+@cli.command()
+@pass_settings
+def doctor(settings: Settings) -> None:
+    """Probe each configured part (store, backends, proxy, URLs) and say what works."""
+    config = settings.config
+    click.echo(f"configuration: {config.source}")
+
+    async def check() -> bool:
+        healthy = True
+        async for finding in _doctor.examine(config):
+            mark = click.style("ok  ", fg="green") if finding.ok else click.style("FAIL", fg="red")
+            click.echo(f"{mark} {finding.part}: {finding.says}")
+            healthy &= finding.ok
+        return healthy
+
+    if not trio.run(check):
+        sys.exit(FAILED)
+
+
+@cli.command()
+@click.option("--headless", is_flag=True, help="Plain progress lines instead of the live view.")
+@click.option("--jobs", default=10_000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--local-jobs", default=50, show_default=True, type=click.IntRange(0, 500))
+def demo(headless: bool, jobs: int, local_jobs: int) -> None:
+    """Monitor 10,000 simulated DIRAC jobs and 50 local processes to the end (temporary
+    store, simulator on loopback), then print how fast each change was stored."""
+    console = Console()
+    if not console.is_terminal:
+        headless, console = True, Console(width=120)
+    sys.exit(_demo.main(headless=headless, dirac_jobs=jobs, local_jobs=local_jobs, console=console))
+
+
+@cli.group()
 def sim() -> None:
     """Simulators of the systems gangamon monitors."""
 

@@ -34,6 +34,9 @@ class Update:
     status: Status
     native_status: str | None = None
     reason: str = ""
+    #: When the change happened, as the backend knows it (Unix time), if it does: feeds the
+    #: time-to-detect figures.
+    changed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,12 +129,13 @@ def _final_update(job: JobRef, directory: Path, signal_note: str) -> Update:
     if record is None:
         reason = "the wrapper died without an exit record: killed from outside"
         return Update(job.id, Status.FAILED, "killed", f"{reason}{signal_note}")
+    native = f"exit {record.code}"
     if record.code == 0:
-        return Update(job.id, Status.COMPLETED, "exit 0", "exit code 0")
+        return Update(job.id, Status.COMPLETED, native, "exit code 0", record.end)
     if record.code > 128:
         name = _signal_name(record.code - 128)
-        return Update(job.id, Status.FAILED, f"exit {record.code}", f"killed by {name}")
-    return Update(job.id, Status.FAILED, f"exit {record.code}", f"exit code {record.code}")
+        return Update(job.id, Status.FAILED, native, f"killed by {name}", record.end)
+    return Update(job.id, Status.FAILED, native, f"exit code {record.code}", record.end)
 
 
 def _exit_record(directory: Path) -> ExitRecord | None:

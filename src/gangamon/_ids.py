@@ -1,0 +1,88 @@
+"""Backend job ids as users type them: single ids, ranges (`1200-1299`), files of ids.
+
+Each backend kind has its own id grammar; anything else is refused, naming the id and where
+it came from, before a single job is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ._errors import GangamonError
+
+#: Longest range accepted in one token: a typo like 1-100000000 should not fill the store.
+MAX_RANGE = 1_000_000
+
+_GRAMMAR = {
+    "dirac": re.compile(r"[1-9]\d{0,17}"),
+    # Plain jobs, array tasks (1234_7) and heterogeneous components (1234+1).
+    "slurm": re.compile(r"[1-9]\d{0,17}(?:[_+]\d{1,9})?"),
+    # cluster.proc
+    "condor": re.compile(r"\d{1,18}(?:\.\d{1,9})?"),
+    # Plain jobs and array elements (1234[7]).
+    "lsf": re.compile(r"[1-9]\d{0,17}(?:\[\d{1,9}\])?"),
+    # 1234, 1234.server, 1234[7].server
+    "pbs": re.compile(r"[1-9]\d{0,17}(?:\[\d{0,9}\])?(?:\.[A-Za-z0-9][\w.-]{0,252})?"),
+    # job or job.task
+    "sge": re.compile(r"[1-9]\d{0,17}(?:\.\d{1,9})?"),
+}
+_RANGE = re.compile(r"(\d{1,18})-(\d{1,18})")
+
+_NAMES = {"dirac": "DIRAC", "slurm": "Slurm", "condor": "HTCondor", "lsf": "LSF", "pbs": "PBS"}
+
+
+class BadJobId(GangamonError):
+    """An id that is not one of its backend's, or a file of ids that cannot be read."""
+
+
+def parse_ids(kind: str, tokens: Iterable[str], *, source: str = "the command line") -> list[str]:
+    """Every id the tokens name, in order, without repeats. `BadJobId` for the first bad one."""
+    ids: dict[str, None] = {}
+    for token in tokens:
+        for job in _expand(kind, token.strip(), source):
+            ids[job] = None
+    return list(ids)
+
+
+def read_id_file(kind: str, path: Path) -> list[str]:
+    """Ids from a file: whitespace- or comma-separated, `#` starts a comment."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadJobId(f"cannot read job ids from {path}: {e}") from None
+    ids: dict[str, None] = {}
+    for number, line in enumerate(lines, 1):
+        tokens = line.split("#", 1)[0].replace(",", " ").split()
+        for job in parse_ids(kind, tokens, source=f"{path} line {number}"):
+            ids[job] = None
+    return list(ids)
+
+
+def _expand(kind: str, token: str, source: str) -> list[str]:
+    name = _NAMES.get(kind, kind)
+    if kind == "local":
+        return [_local_job(token, source)]
+    grammar = _GRAMMAR.get(kind)
+    if grammar is None:
+        raise BadJobId(f"no job id grammar for backend type {kind!r}")
+    if grammar.fullmatch(token):
+        return [token]
+    span = _RANGE.fullmatch(token)
+    if span:
+        first, last = int(span[1]), int(span[2])
+        if first < 1 or last < first or last - first >= MAX_RANGE:
+            raise BadJobId(
+                f"bad {name} id range {token!r} in {source}: first >= 1, last >= first, "
+                f"at most {MAX_RANGE:,} ids"
+            )
+        return [str(i) for i in range(first, last + 1)]
+    raise BadJobId(f"malformed {name} job id {token!r} in {source}")
+
+
+def _local_job(token: str, source: str) -> str:
+    directory = Path(token).expanduser()
+    if not (directory / "launch.json").is_file():
+        raise BadJobId(f"{token!r} in {source} is not a local job directory (no launch.json in it)")
+    return str(directory.resolve())

@@ -1,0 +1,118 @@
+"""`gangamon run`: the monitor as a long-running process over a store, from a configuration.
+
+Beside the monitor it runs three small tasks: one picks up jobs that other processes
+(`gangamon track`, Ganga) add to the store; one writes the monitor's statistics next to the
+store once a second, for `gangamon watch` in another terminal; and, on request, the metrics
+endpoint. SIGINT or SIGTERM stops it gracefully: no new calls, the grace period for calls in
+flight, everything received written to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
+import msgspec
+import trio
+
+from ._config import Config, build_backends
+from ._engine import Monitor, MonitorStatistics
+from ._metrics import exposition, serve_metrics
+from ._store import Store
+
+log = logging.getLogger("gangamon.run")
+
+#: How often the store is checked for jobs added by other processes, in seconds.
+FOLLOW_INTERVAL = 2.0
+#: Statistics older than this mean that no monitor is running on the store.
+STALE_AFTER = 5.0
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """What `run` tells `watch` about itself."""
+
+    time: float
+    pid: int
+    statistics: MonitorStatistics
+
+
+def statistics_path(store: Path) -> Path:
+    return store.with_name(store.name + ".monitor.json")
+
+
+def read_snapshot(store: Path) -> Snapshot | None:
+    """The running monitor's latest statistics, or None if none is running (or it is stale)."""
+    try:
+        snapshot = msgspec.json.decode(statistics_path(store).read_bytes(), type=Snapshot)
+    except (OSError, msgspec.DecodeError):
+        return None
+    return snapshot if time.time() - snapshot.time < STALE_AFTER else None
+
+
+async def serve(
+    config: Config,
+    *,
+    metrics_port: int | None = None,
+    task_status: trio.TaskStatus[Monitor] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Monitor until SIGINT or SIGTERM (must run in the main thread), then stop gracefully.
+
+    Errors that stop it before it starts (the store, the metrics port) leave nothing behind.
+    Cancelled: the monitor is cancelled (see `Monitor.run`); the store keeps what was written.
+    """
+    store = Store(config.store)
+    backends = build_backends(config)
+    monitor = Monitor(store, backends, grace=config.grace)
+    snapshot_file = statistics_path(config.store)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with trio.open_nursery() as nursery:
+                async with trio.open_nursery() as helpers:
+                    if metrics_port is not None:
+                        render = partial(_metrics_text, monitor)
+                        await helpers.start(partial(serve_metrics, render, port=metrics_port))
+                    await nursery.start(monitor.run)
+                    helpers.start_soon(_follow_store, monitor)
+                    helpers.start_soon(_write_snapshots, monitor, snapshot_file)
+                    names = ", ".join(b.name for b in backends)
+                    log.warning("monitoring %s with %s (pid %d)", config.store, names, os.getpid())
+                    task_status.started(monitor)
+                    async for signum in signals:
+                        log.warning("%s: stopping", signal.Signals(signum).name)
+                        break
+                    helpers.cancel_scope.cancel()
+                monitor.stop()
+        finally:
+            snapshot_file.unlink(missing_ok=True)
+            store.close()
+
+
+def _metrics_text(monitor: Monitor) -> str:
+    return exposition(monitor.statistics(), monitor.detection)
+
+
+async def _follow_store(monitor: Monitor) -> None:
+    while True:
+        found = await monitor.load_new()
+        if found:
+            log.info("picked up %d jobs added to the store", found)
+        await trio.sleep(FOLLOW_INTERVAL)
+
+
+async def _write_snapshots(monitor: Monitor, path: Path) -> None:
+    encoder = msgspec.json.Encoder()
+    temporary = path.with_name(path.name + ".tmp")
+    while True:
+        data = encoder.encode(Snapshot(time.time(), os.getpid(), monitor.statistics()))
+        # Written whole, then renamed: a reader never sees half of it.
+        await trio.to_thread.run_sync(_replace, temporary, path, data)
+        await trio.sleep(1.0)
+
+
+def _replace(temporary: Path, path: Path, data: bytes) -> None:
+    temporary.write_bytes(data)
+    temporary.replace(path)

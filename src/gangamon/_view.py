@@ -1,0 +1,175 @@
+"""The live view: jobs per backend and status with progress, recent changes, backend health.
+
+Rendering is a pure function of a `View`, so it is tested on a captured console; `collect`
+builds a `View` from the store (and, when a monitor is running, its statistics).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ._astore import AsyncStore
+from ._status import ACTIVE, FINAL, Status
+from ._store import JournalEntry
+from ._supervise import BackendStatistics
+
+#: Status columns in the order a job meets them.
+COLUMNS = (
+    Status.SUBMITTED,
+    Status.RUNNING,
+    Status.COMPLETING,
+    Status.COMPLETED,
+    Status.FAILED,
+    Status.KILLED,
+    Status.UNKNOWN,
+)
+_STYLE = {
+    Status.COMPLETED: "green",
+    Status.FAILED: "red",
+    Status.KILLED: "magenta",
+    Status.RUNNING: "cyan",
+    Status.UNKNOWN: "yellow",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    entry: JournalEntry
+    backend: str
+    backend_id: str | None
+
+
+@dataclass(frozen=True)
+class View:
+    title: str
+    #: Jobs in the store by backend and status.
+    counts: dict[str, dict[Status, int]]
+    recent: list[Change] = field(default_factory=list)
+    #: From the running monitor; None when there is none.
+    health: dict[str, BackendStatistics] | None = None
+    calls_per_second: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+    #: Shown after the title, and alone on each line of `render_text`: "12.5 s".
+    clock: str = ""
+
+
+def render(view: View) -> RenderableType:
+    title = f"{view.title} - {view.clock}" if view.clock else view.title
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    parts.append(_jobs_table(view))
+    if view.health is not None:
+        parts.append(_health_table(view))
+    if view.note:
+        parts.append(Text(view.note, style="yellow"))
+    if view.recent:
+        parts.append(_recent_table(view.recent))
+    return Group(*parts)
+
+
+def render_text(view: View) -> str:
+    """One line per backend, for logs and terminals that are not terminals."""
+    lines = []
+    for backend, counts in view.counts.items():
+        total = sum(counts.values())
+        done = sum(n for s, n in counts.items() if s in FINAL)
+        shown = ", ".join(f"{s.value} {counts[s]}" for s in Status if counts.get(s))
+        lines.append(f"[{view.clock or view.title}] {backend}: {done}/{total} finished ({shown})")
+    return "\n".join(lines)
+
+
+def _jobs_table(view: View) -> Table:
+    table = Table(title="jobs", title_justify="left", expand=False)
+    table.add_column("backend")
+    table.add_column("finished", min_width=24)
+    for status in COLUMNS:
+        table.add_column(status.value, justify="right", style=_STYLE.get(status, ""))
+    table.add_column("other", justify="right")
+    for backend, counts in view.counts.items():
+        total = sum(counts.values())
+        done = sum(n for s, n in counts.items() if s in FINAL)
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=14), f"{done}/{total}")
+        other = sum(n for s, n in counts.items() if s not in COLUMNS)
+        table.add_row(backend, bar, *[str(counts.get(s, 0)) for s in COLUMNS], str(other))
+    return table
+
+
+def _health_table(view: View) -> Table:
+    table = Table(title="backends", title_justify="left")
+    for column in ("backend", "calls/s", "calls", "errors", "timeouts", "limiter", "last poll"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    table.add_column("interval", justify="right")
+    table.add_column("problem", style="red")
+    for name, s in (view.health or {}).items():
+        rate = view.calls_per_second.get(name)
+        table.add_row(
+            name,
+            "-" if rate is None else f"{rate:.1f}",
+            str(s.calls),
+            str(s.errors),
+            str(s.timeouts),
+            f"{s.limiter_borrowed}/{s.limiter_total}",
+            "-" if s.last_poll_latency is None else f"{s.last_poll_latency * 1000:.0f} ms",
+            f"{s.interval:g} s",
+            s.problem or "",
+        )
+    return table
+
+
+def _recent_table(recent: list[Change]) -> Table:
+    table = Table(title="recent changes", title_justify="left")
+    for column in ("time", "job", "backend", "backend id", "change", "why"):
+        table.add_column(column)
+    for change in recent:
+        e = change.entry
+        old = e.old.value if e.old else "new"
+        table.add_row(
+            dt.datetime.fromtimestamp(e.time).strftime("%H:%M:%S"),
+            str(e.job),
+            change.backend,
+            change.backend_id or "",
+            Text(f"{old} -> {e.new.value}", style=_STYLE.get(e.new, "")),
+            e.reason[:60],
+        )
+    return table
+
+
+async def collect(
+    store: AsyncStore,
+    title: str,
+    *,
+    backends: list[str] | None = None,
+    recent: int = 8,
+    health: dict[str, BackendStatistics] | None = None,
+    calls_per_second: dict[str, float] | None = None,
+    note: str = "",
+    clock: str = "",
+) -> View:
+    """A `View` of the store now; the backends named first, then any others it holds."""
+    counts: dict[str, dict[Status, int]] = {name: {} for name in backends or []}
+    for name, status, n in await store.counts():
+        counts.setdefault(name, {})[status] = n
+    last = await store.last_seq()
+    changes = []
+    for entry in await store.journal(after=max(0, last - recent)):
+        record = await store.get(entry.job)
+        changes.append(Change(entry, record.backend, record.backend_id))
+    return View(
+        title=title,
+        counts=counts,
+        recent=changes[::-1],
+        health=health,
+        calls_per_second=calls_per_second or {},
+        note=note,
+        clock=clock,
+    )
+
+
+def active_jobs(view: View) -> int:
+    return sum(n for counts in view.counts.values() for s, n in counts.items() if s in ACTIVE)
