@@ -88,7 +88,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     grace: PositiveFloat = 5.0
     metrics_port: Port | None = None
     #: Each table is one backend, named by its key; `type` defaults to the key.
-    backends: dict[str, dict[str, Any]] = {}
+    backends: dict[str, Any] = {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ._astore import AsyncStore
 from ._engine import Monitor, open_monitor
 from ._status import FINAL, Status
 from ._store import NewJob, Store
-from ._view import View, active_jobs, collect, render, render_text
+from ._view import CallRates, View, active_jobs, collect, render, render_text
 from .backends import BackendSettings
 from .backends.dirac import DiracBackend, DiracHttps, DiracStatus
 from .backends.local import LocalBackend
@@ -107,11 +107,16 @@ async def run_demo(
                 )
                 local_refs = await _launch_local(monitor, local, local_jobs, random.Random(seed))
                 title = f"gangamon demo: {dirac_jobs:,} DIRAC jobs, {local_jobs} local jobs"
+                rates = CallRates()
                 with trio.fail_after(deadline):
                     while True:
                         stats = monitor.statistics()
                         clock = f"{time.time() - started:.1f} s"
-                        view = await collect(store, title, health=stats.backends, clock=clock)
+                        per_second = rates.update(time.time(), stats.backends)
+                        view = await collect(
+                            store, title, health=stats.backends, calls_per_second=per_second,
+                            clock=clock,
+                        )  # fmt: skip
                         show(view)
                         if not active_jobs(view):
                             break

@@ -77,7 +77,7 @@ async def serve(
                         await helpers.start(partial(serve_metrics, render, port=metrics_port))
                     await nursery.start(monitor.run)
                     helpers.start_soon(_follow_store, monitor)
-                    helpers.start_soon(_write_snapshots, monitor, snapshot_file)
+                    await helpers.start(_write_snapshots, monitor, snapshot_file)
                     names = ", ".join(b.name for b in backends)
                     log.warning("monitoring %s with %s (pid %d)", config.store, names, os.getpid())
                     task_status.started(monitor)
@@ -103,13 +103,18 @@ async def _follow_store(monitor: Monitor) -> None:
         await trio.sleep(FOLLOW_INTERVAL)
 
 
-async def _write_snapshots(monitor: Monitor, path: Path) -> None:
+async def _write_snapshots(
+    monitor: Monitor, path: Path, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Every second; started once the first is written."""
     encoder = msgspec.json.Encoder()
     temporary = path.with_name(path.name + ".tmp")
     while True:
         data = encoder.encode(Snapshot(time.time(), os.getpid(), monitor.statistics()))
         # Written whole, then renamed: a reader never sees half of it.
         await trio.to_thread.run_sync(_replace, temporary, path, data)
+        task_status.started()
+        task_status = trio.TASK_STATUS_IGNORED
         await trio.sleep(1.0)
 
 

@@ -19,7 +19,7 @@ from ._status import ACTIVE, FINAL, Status
 from ._store import JournalEntry
 from ._supervise import BackendStatistics
 
-#: Status columns in the order a job meets them.
+#: Status columns in the order a job meets them; any other status is counted under "other".
 COLUMNS = (
     Status.SUBMITTED,
     Status.RUNNING,
@@ -27,7 +27,6 @@ COLUMNS = (
     Status.COMPLETED,
     Status.FAILED,
     Status.KILLED,
-    Status.UNKNOWN,
 )
 _STYLE = {
     Status.COMPLETED: "green",
@@ -89,14 +88,16 @@ def _jobs_table(view: View) -> Table:
     table.add_column("finished", min_width=24)
     for status in COLUMNS:
         table.add_column(status.value, justify="right", style=_STYLE.get(status, ""))
-    table.add_column("other", justify="right")
+    others = {b: sum(n for s, n in c.items() if s not in COLUMNS) for b, c in view.counts.items()}
+    if any(others.values()):
+        table.add_column("other", justify="right", style="yellow")
     for backend, counts in view.counts.items():
         total = sum(counts.values())
         done = sum(n for s, n in counts.items() if s in FINAL)
         bar = Table.grid(padding=(0, 1))
         bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=14), f"{done}/{total}")
-        other = sum(n for s, n in counts.items() if s not in COLUMNS)
-        table.add_row(backend, bar, *[str(counts.get(s, 0)) for s in COLUMNS], str(other))
+        other = [str(others[backend])] if any(others.values()) else []
+        table.add_row(backend, bar, *[str(counts.get(s, 0)) for s in COLUMNS], *other)
     return table
 
 
@@ -129,15 +130,32 @@ def _recent_table(recent: list[Change]) -> Table:
     for change in recent:
         e = change.entry
         old = e.old.value if e.old else "new"
+        native = f" ({e.native_status})" if e.native_status else ""
         table.add_row(
             dt.datetime.fromtimestamp(e.time).strftime("%H:%M:%S"),
             str(e.job),
             change.backend,
             change.backend_id or "",
-            Text(f"{old} -> {e.new.value}", style=_STYLE.get(e.new, "")),
+            Text(f"{old} -> {e.new.value}{native}", style=_STYLE.get(e.new, "")),
             e.reason[:60],
         )
     return table
+
+
+class CallRates:
+    """Calls per second of each backend, from successive statistics."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def update(self, now: float, health: dict[str, BackendStatistics]) -> dict[str, float]:
+        rates = {}
+        for name, stats in health.items():
+            then, calls = self._last.get(name, (now, stats.calls))
+            if now > then:
+                rates[name] = (stats.calls - calls) / (now - then)
+            self._last[name] = (now, stats.calls)
+        return rates
 
 
 async def collect(

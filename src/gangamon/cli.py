@@ -27,7 +27,7 @@ from ._errors import GangamonError, StoreError, single_exception
 from ._ids import BadJobId, parse_ids, read_id_file
 from ._status import Status, parse_status
 from ._store import NewJob, Store
-from ._view import collect, render, render_text
+from ._view import CallRates, collect, render, render_text
 from .sim._certs import make_credentials
 from .sim.dirac import DiracSim, LatencyModel
 
@@ -250,25 +250,17 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
     console = Console()
 
     async def views() -> None:
-        previous: dict[str, tuple[float, int]] = {}
+        rates = CallRates()
         live = None if once or not console.is_terminal else Live(console=console)
         with live or _nothing():
             while True:
                 snapshot = _service.read_snapshot(path)
-                rates: dict[str, float] = {}
-                health = None
-                note = "no monitor is running on this store (gangamon run starts one)"
-                if snapshot is not None:
-                    note = ""
-                    health = snapshot.statistics.backends
-                    for name, stats in health.items():
-                        if name in previous and snapshot.time > previous[name][0]:
-                            then, calls = previous[name]
-                            rates[name] = (stats.calls - calls) / (snapshot.time - then)
-                        previous[name] = (snapshot.time, stats.calls)
+                health = None if snapshot is None else snapshot.statistics.backends
+                per_second = {} if snapshot is None else rates.update(snapshot.time, health or {})
+                note = "" if snapshot else "no monitor is running on this store (gangamon run)"
                 view = await collect(
-                    store, f"gangamon watch - {path}", health=health, calls_per_second=rates,
-                    note=note,
+                    store, f"gangamon watch - {path}", health=health,
+                    calls_per_second=per_second, note=note,
                 )  # fmt: skip
                 if live is not None:
                     live.update(render(view))

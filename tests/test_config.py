@@ -1,0 +1,97 @@
+"""The configuration file: defaults, every kind of backend, where it is looked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gangamon._config import ConfigError, build_backends, load_config, parse_config
+from gangamon.backends.dirac import DiracBackend, DiracHttps
+from gangamon.backends.local import LocalBackend
+from gangamon.backends.slurm import SlurmBackend
+
+
+def test_no_file_means_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GANGAMON_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    config = load_config()
+    assert config.store == Path("~/gangamon/jobs.sqlite").expanduser()
+    assert config.grace == 5.0
+    assert config.metrics_port is None
+    [local] = build_backends(config)
+    assert isinstance(local, LocalBackend)
+    assert local.root == Path("~/gangamon/local").expanduser()
+
+
+def test_gangamon_config_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANGAMON_CONFIG", str(tmp_path / "gm.toml"))
+    with pytest.raises(ConfigError, match=r"no configuration file at .*gm\.toml"):
+        load_config()
+    (tmp_path / "gm.toml").write_text("grace = 2.5\n")
+    assert load_config().grace == 2.5
+
+
+def test_every_backend_kind_and_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X509_USER_PROXY", str(tmp_path / "proxy.pem"))
+    config = parse_config(
+        """
+        [backends.lhcb]
+        type = "dirac"
+        url = "https://dirac.example.org:9910"
+        concurrency = 4
+        poll_interval = 45
+        [backends.cluster]
+        type = "slurm"
+        vanish_grace = 120
+        [backends.condor]
+        [backends.lsf]
+        [backends.pbs]
+        [backends.sge]
+        """
+    )
+    backends = {b.name: b for b in build_backends(config)}
+    assert list(backends) == ["lhcb", "cluster", "condor", "lsf", "pbs", "sge"]
+    dirac = backends["lhcb"]
+    assert isinstance(dirac, DiracBackend)
+    assert isinstance(dirac.transport, DiracHttps)
+    assert dirac.transport.proxy == tmp_path / "proxy.pem"  # from X509_USER_PROXY
+    assert (dirac.settings.concurrency, dirac.settings.poll_interval) == (4, 45.0)
+    assert dirac.settings.chunk_size == 1000  # DIRAC's default kept
+    slurm = backends["cluster"]
+    assert isinstance(slurm, SlurmBackend)
+    assert slurm.vanish_grace == 120
+
+
+def test_a_proxy_in_the_file_wins_over_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X509_USER_PROXY", "/from/env")
+    config = parse_config(f'[backends.dirac]\nurl = "https://h:1"\nproxy = "{tmp_path}/mine.pem"\n')
+    [dirac] = build_backends(config)
+    assert isinstance(dirac, DiracBackend)
+    assert dirac.transport.proxy == tmp_path / "mine.pem"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('[backends."bad name"]', "backend names are a letter"),
+        ("[backends]\nlocal = 3", "backends.local = 3: expected a table"),
+        ('[backends.dirac]\nurl = "dips://h:9135"', "for transport 'https'"),
+        ('[backends.dirac]\nurl = "https://h:1/path"', "expected https or http://host:port"),
+        ("[backends.local]\ndirectory = 7", "backends.local.directory = 7: expected str"),
+    ],
+)
+def test_more_bad_values(text: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=r"^c\.toml: ") as error:
+        parse_config(text, source="c.toml")
+    assert says in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_dips_goes_with_the_dirac_client() -> None:
+    config = parse_config('[backends.dirac]\nurl = "dips://h:9135"\ntransport = "client"')
+    assert config.backends["dirac"][0] == "dirac"

@@ -1,0 +1,66 @@
+"""`gangamon run` end to end: a real store, real local processes, the metrics endpoint, jobs
+added by another process, and a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import httpx
+import msgspec
+import trio
+
+from gangamon import MonitorStatistics, NewJob, Status, Store
+from gangamon._config import parse_config
+from gangamon._service import Snapshot, read_snapshot, serve, statistics_path
+from gangamon.backends.local import LocalBackend
+
+
+async def test_run_picks_up_tracked_jobs_serves_metrics_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    store_path = tmp_path / "jobs.sqlite"
+    config = parse_config(
+        f'store = "{store_path}"\ngrace = 1.0\n[backends.local]\ndirectory = "{tmp_path}/local"\n'
+    )
+    with trio.socket.socket() as probe:  # a free port for the metrics
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        monitor = await nursery.start(partial(serve, config, metrics_port=port))
+        # For `gangamon watch`: written before `serve` reports started, then every second.
+        snapshot = read_snapshot(store_path)
+        assert snapshot is not None
+        assert snapshot.pid == os.getpid()
+        assert list(snapshot.statistics.backends) == ["local"]
+        # Another process (`gangamon track`) registers a job in the store meanwhile.
+        launcher = LocalBackend(tmp_path / "local")
+        job_dir = await launcher.launch([sys.executable, "-c", "raise SystemExit(0)"])
+        with Store(store_path) as other:
+            [job] = other.add_jobs([NewJob("local", job_dir, Status.SUBMITTED)])
+        assert await monitor.wait_for(job, [Status.COMPLETED], timeout=30) == Status.COMPLETED
+        async with httpx.AsyncClient() as client:
+            reply = await client.get(f"http://127.0.0.1:{port}/metrics")
+        assert reply.status_code == 200
+        assert 'gangamon_backend_up{backend="local"} 1' in reply.text
+        assert "gangamon_detection_seconds_count 1" in reply.text
+        os.kill(os.getpid(), signal.SIGTERM)
+    # Stopped gracefully: the snapshot is gone, the store holds the job's history.
+    assert not statistics_path(store_path).exists()
+    with Store(store_path) as store:
+        assert [e.new for e in store.journal(job=job)] == [
+            Status.SUBMITTED, Status.RUNNING, Status.COMPLETED,
+        ]  # fmt: skip
+
+
+def test_a_stale_or_torn_snapshot_means_no_monitor(tmp_path: Path) -> None:
+    store = tmp_path / "jobs.sqlite"
+    stale = Snapshot(time.time() - 60, 1, MonitorStatistics({}, 0, 0, 0, 0, 0, 0))
+    statistics_path(store).write_bytes(msgspec.json.encode(stale))
+    assert read_snapshot(store) is None
+    statistics_path(store).write_bytes(b"{half a file")
+    assert read_snapshot(store) is None
