@@ -203,6 +203,7 @@ class Monitor:
                     status,
                     target,
                     update.reason or "no reason given",
+                    extra={"backend": runner.name, "job": ref.id},
                 )
                 continue
             transitions.append(

@@ -63,6 +63,8 @@ class BackendRunner:
         self.backend = backend
         self.settings = backend.settings
         self.name = backend.name
+        #: Log records' own fields (see `_logs`): which backend a record is about.
+        self._tag = {"backend": self.name}
         #: The jobs this backend still has to report on, as last stored.
         self.jobs: dict[int, JobRef] = {}
         #: When the newest applied report of a job was observed: older ones are out of order.
@@ -208,7 +210,9 @@ class BackendRunner:
                         # A person has to act: say so once, then check back now and then.
                         delay = self.settings.max_restart_delay
                         if str(cause) != self.problem:
-                            log.error("backend %s unavailable: %s", self.name, cause)
+                            log.error(
+                                "backend %s unavailable: %s", self.name, cause, extra=self._tag
+                            )
                         self.problem = str(cause)
                     else:
                         self.problem = f"crashed: {_describe(cause)}"
@@ -218,6 +222,7 @@ class BackendRunner:
                             _describe(cause),
                             self.restarts,
                             delay,
+                            extra=self._tag,
                         )
                     with self._sleep_scope():
                         await trio.sleep(delay)
@@ -316,7 +321,11 @@ class BackendRunner:
                 self.errors += 1
                 failures.append(True)
                 log.warning(
-                    "backend %s: poll of %d jobs failed: %s", self.name, len(chunk), _describe(exc)
+                    "backend %s: poll of %d jobs failed: %s",
+                    self.name,
+                    len(chunk),
+                    _describe(exc),
+                    extra=self._tag,
                 )
                 return
             finally:
@@ -329,6 +338,7 @@ class BackendRunner:
                     self.name,
                     len(chunk),
                     self.settings.call_deadline,
+                    extra=self._tag,
                 )
                 return
             self.last_poll_latency = trio.current_time() - started
@@ -356,7 +366,12 @@ class BackendRunner:
                 await self._send.send(Report(self, observed, update))
             else:
                 self.garbage += 1
-                log.warning("backend %s: ignored malformed report %.200r", self.name, update)
+                log.warning(
+                    "backend %s: ignored malformed report %.200r",
+                    self.name,
+                    update,
+                    extra=self._tag,
+                )
 
     # -- per-job tasks: watches and finalisers ---------------------------------------------
 
@@ -423,7 +438,13 @@ class BackendRunner:
                 return reply
             self.garbage += 1
             problem = f"finalise returned {update!r}"
-        log.warning("backend %s: job %d failed finalisation: %s", self.name, job.id, problem)
+        log.warning(
+            "backend %s: job %d failed finalisation: %s",
+            self.name,
+            job.id,
+            problem,
+            extra={"backend": self.name, "job": job.id},
+        )
         return Update(job.id, Status.FAILED, job.native_status, f"finalisation failed: {problem}")
 
 

@@ -1,0 +1,50 @@
+"""`gangamon doctor` against what works: the DIRAC simulator over HTTPS, a local directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from gangamon._config import parse_config
+from gangamon._doctor import examine
+from gangamon.sim._certs import make_credentials
+from gangamon.sim.dirac import DiracSim
+
+
+async def test_everything_that_works_says_ok(tmp_path: Path) -> None:
+    credentials = make_credentials(tmp_path / "creds")
+    sim = DiracSim(credentials=credentials)
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(sim.serve)
+        config = parse_config(
+            f'store = "{tmp_path}/new/jobs.sqlite"\n'
+            f'[backends.dirac]\nurl = "{urls.https}"\n'
+            f'proxy = "{credentials.proxy}"\nca = "{credentials.ca_file}"\n'
+            f'[backends.local]\ndirectory = "{tmp_path}/local"\n'
+        )
+        findings = [f async for f in examine(config)]
+        nursery.cancel_scope.cancel()
+    assert all(f.ok for f in findings), findings
+    says: dict[str, list[str]] = {}
+    for f in findings:
+        says.setdefault(f.part, []).append(f.says)
+    assert says["store"] == [f"{tmp_path}/new/jobs.sqlite does not exist yet; it will be created"]
+    assert says["dirac"][0].startswith(f"proxy {credentials.proxy} valid until")
+    assert says["dirac"][1] == f"{urls.https} answers JobMonitoring calls"
+    assert says["local"] == [f"job directories in {tmp_path}/local; exits awaited by pidfd"]
+    assert sim.stats.calls["getJobsStatus"] == 1
+
+
+async def test_a_dirac_that_does_not_answer_fails(tmp_path: Path) -> None:
+    credentials = make_credentials(tmp_path / "creds")
+    with trio.socket.socket() as s:  # a port nobody listens on
+        await s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = parse_config(
+        f'[backends.dirac]\nurl = "https://127.0.0.1:{port}"\n'
+        f'proxy = "{credentials.proxy}"\nca = "{credentials.ca_file}"\n'
+    )
+    findings = [f async for f in examine(config) if f.part == "dirac"]
+    assert [f.ok for f in findings] == [True, False]
+    assert findings[1].says.startswith(f"https://127.0.0.1:{port}: getJobsStatus at")
