@@ -138,6 +138,11 @@ async def test_finalisation_downloads_the_output_sandbox(
     assert out.read_text() == f"output of simulated DIRAC job {dirac_id}\n"
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     assert f"Done at {today}" in store.journal(job=job)[-1].reason
+    # DIRAC's logging info said when the job was Done: one time-to-detect figure (seconds
+    # resolution, so anything from 0 up to the poll interval and the download).
+    detection = monitor.detection.statistics()
+    assert detection.count == 1
+    assert 0 <= detection.sum < 10
 
 
 async def test_a_client_without_certificate_gets_one_clear_error(

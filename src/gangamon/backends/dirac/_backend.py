@@ -140,16 +140,25 @@ class DiracBackend(Backend):
             await trio.to_thread.run_sync(_unpack, data, target)
         done_at = await self._state_time(dirac_id, "Done")
         where = f"output in {target}" if urls else "no output sandbox"
-        return Update(job.id, Status.COMPLETED, "Done", f"{where}; Done at {done_at}")
+        reason = f"{where}; Done at {done_at or 'unknown'}"
+        changed = done_at.replace(tzinfo=dt.UTC).timestamp() if done_at else None
+        return Update(job.id, Status.COMPLETED, "Done", reason, changed)
 
-    async def _state_time(self, dirac_id: int, status: str) -> str:
+    async def _state_time(self, dirac_id: int, status: str) -> dt.datetime | None:
+        """When DIRAC's logging info says the job entered `status` (UTC), if it says."""
         try:
             rows = await self.transport.call(
                 "WorkloadManagement", "JobMonitoring", "getJobLoggingInfo", dirac_id
             )
         except DiracError:
-            return "unknown"
-        return next((str(r[3]) for r in rows if r and r[0] == status), "unknown")
+            return None
+        for row in rows:
+            if row and row[0] == status:
+                try:
+                    return dt.datetime.fromisoformat(str(row[3]))
+                except (IndexError, ValueError):
+                    return None
+        return None
 
 
 def _unpack(data: bytes, target: Path) -> None:
