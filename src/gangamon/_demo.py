@@ -9,6 +9,7 @@ stored in a final status other than the one its backend ended in fails the demo.
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import sys
@@ -64,13 +65,12 @@ async def run_demo(
     poll_interval: float = 2.0,
     deadline: float = 120.0,
     show: Callable[[View], None] = lambda view: None,
-    workdir: Path | None = None,
     seed: int = 1,
 ) -> DemoResult:
     """Run the demo; `show` gets a `View` four times a second. Raises `TimeoutError` if the
     jobs are not all finished after `deadline` seconds."""
     with tempfile.TemporaryDirectory(prefix="gangamon-demo-") as tmp:
-        root = workdir or Path(tmp)
+        root = Path(tmp)
         sim = DiracSim(
             seed=seed,
             mean_runtime=mean_runtime,
@@ -124,7 +124,7 @@ async def run_demo(
             simulator.cancel_scope.cancel()
         seconds = time.time() - started
         result = await _judge(
-            store, dict(zip(dirac_refs, ids, strict=True)), local_refs, sim, offset, root
+            store, dict(zip(dirac_refs, ids, strict=True)), local_refs, sim, offset
         )
         dirac_stats = stats.backends["dirac"]
         await store.aclose()
@@ -160,7 +160,6 @@ async def _judge(
     local_refs: list[int],
     sim: DiracSim,
     offset: float,
-    root: Path,
 ) -> tuple[dict[str, list[float]], dict[str, dict[Status, int]], list[str]]:
     detection: dict[str, list[float]] = {"dirac": [], "local": []}
     final: dict[str, dict[Status, int]] = {"dirac": {}, "local": {}}
@@ -189,8 +188,6 @@ async def _judge(
 
 
 def _exit(path: Path) -> tuple[int, float]:
-    import json
-
     data = json.loads(path.read_text())
     return int(data["code"]), float(data["end"])
 

@@ -7,10 +7,13 @@ value, and a nonzero exit; nothing already stored is changed.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from ._config import Config, load_config
 from ._errors import GangamonError, StoreError, single_exception
 from ._ids import BadJobId, parse_ids, read_id_file
 from ._status import Status, parse_status
-from ._store import NewJob, Store
+from ._store import JobRecord, JournalEntry, NewJob, Store
 from ._view import CallRates, collect, render, render_text
 from .sim._certs import make_credentials
 from .sim.dirac import DiracSim, LatencyModel
@@ -39,17 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command; any error is one line on stderr and a nonzero exit."""
     try:
         code = cli.main(args=argv, prog_name="gangamon", standalone_mode=False)
-    except click.exceptions.Abort:
-        code = 130
     except click.ClickException as e:
         click.echo(f"gangamon: error: {e.format_message()}", err=True)
         code = e.exit_code
-    except GangamonError as e:
-        click.echo(f"gangamon: error: {e}", err=True)
-        code = FAILED
     except BaseException as e:
+        # Errors from inside trio come in groups; a lone one is shown bare.
         inner = single_exception(e)
-        if isinstance(inner, KeyboardInterrupt):
+        if isinstance(inner, KeyboardInterrupt | click.exceptions.Abort):
             code = 130
         elif isinstance(inner, GangamonError):
             click.echo(f"gangamon: error: {inner}", err=True)
@@ -118,10 +117,7 @@ def cli(
 @pass_settings
 def run(settings: Settings, metrics_port: int | None) -> None:
     """Monitor the store's jobs until SIGINT or SIGTERM; then stop gracefully."""
-    config = settings.config
-    if settings._store:
-        config = Config(settings.store, config.grace, config.metrics_port, config.backends,
-                        config.source)  # fmt: skip
+    config = dataclasses.replace(settings.config, store=settings.store)
     trio.run(partial(_service.serve, config, metrics_port=metrics_port or config.metrics_port))
 
 
@@ -229,10 +225,8 @@ def status(
         console.print(f"... and {len(listed) - limit} more (--limit, or --json for all)")
 
 
-def _plain(record: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    return {k: (v.value if isinstance(v, Status) else v) for k, v in asdict(record).items()}  # type: ignore[call-overload]
+def _plain(record: JobRecord | JournalEntry) -> dict[str, object]:
+    return {k: (v.value if isinstance(v, Status) else v) for k, v in asdict(record).items()}
 
 
 def _when(t: float) -> str:
@@ -252,7 +246,7 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
     async def views() -> None:
         rates = CallRates()
         live = None if once or not console.is_terminal else Live(console=console)
-        with live or _nothing():
+        with live if live is not None else contextlib.nullcontext():
             while True:
                 snapshot = _service.read_snapshot(path)
                 health = None if snapshot is None else snapshot.statistics.backends
@@ -278,14 +272,6 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
         pass
     finally:
         store.store.close()
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
 
 
 @cli.command()
