@@ -79,6 +79,11 @@ def dirac(session: nox.Session) -> None:
         silent=True,
     ).strip()  # type: ignore[union-attr]
     swig_lib = next(Path(swig, "share", "swig").iterdir())
+    # The venv's `swig` is a Python wrapper; pip's build isolation (26.3 and newer) hides the
+    # venv's packages from it, so it cannot import itself. Put the binary in its place.
+    wrapper = Path(str(session.bin), "swig")
+    wrapper.unlink(missing_ok=True)
+    wrapper.symlink_to(Path(swig, "bin", "swig"))
     env = {"PATH": f"{swig}/bin:{os.environ['PATH']}", "SWIG_LIB": str(swig_lib)}
     wheels = Path(session.create_tmp()) / "dirac-wheel"
     session.run("pip", "download", "--no-deps", "-q", "-d", str(wheels), f"DIRAC=={DIRAC_VERSION}")
