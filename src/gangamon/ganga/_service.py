@@ -106,7 +106,7 @@ class GangamonService:
         self._enables = 0
         # Both touched only in the writer thread while running, and under the lock otherwise.
         self._targets: dict[int, Target] = {}
-        self._tracked: dict[int, int] = {}  # id(Ganga job) -> gangamon id
+        self._tracked: dict[str, int] = {}  # Ganga's "3" or "3.1" -> gangamon id
 
     # -- Ganga's interface -------------------------------------------------------------------
 
@@ -195,7 +195,9 @@ class GangamonService:
             self._enables += 1
             store = self._workdir / f"jobs-{self._enables}.sqlite"
             store.unlink(missing_ok=True)
-            writer = GangaWriter(track=self._track, resolve=self._targets.get)
+            writer = GangaWriter(
+                track=self._track, resolve=self._targets.get, finished=self._forget
+            )
             embedded = EmbeddedMonitor(store, self._backends, deadline=self.deadline)
             embedded.on_change(writer.change)
             embedded.start()
@@ -228,9 +230,12 @@ class GangamonService:
             return
         new: list[NewJob] = []
         owners: list[tuple[Any, Applier]] = []
+        seen: set[str] = set()
         for job in self._expand(jobs):
-            if id(job) in self._tracked:
+            key = str(job.getFQID("."))
+            if key in self._tracked or key in seen:
                 continue  # already monitored: never a second watch or poll
+            seen.add(key)
             made = self._new_job(job)
             if made is not None:
                 new.append(made[0])
@@ -240,7 +245,15 @@ class GangamonService:
         ids = embedded.track(new)
         for gangamon_id, (job, applier) in zip(ids, owners, strict=True):
             self._targets[gangamon_id] = Target(job, applier)
-            self._tracked[id(job)] = gangamon_id
+            self._tracked[str(job.getFQID("."))] = gangamon_id
+
+    def _forget(self, gangamon_id: int) -> None:
+        """In the writer thread: the job's run is over; a resubmission is a new track."""
+        target = self._targets.pop(gangamon_id, None)
+        if target is not None:
+            key = str(target.job.getFQID("."))
+            if self._tracked.get(key) == gangamon_id:
+                del self._tracked[key]
 
     def _expand(self, jobs: Sequence[Any]) -> list[Any]:
         expanded: list[Any] = []

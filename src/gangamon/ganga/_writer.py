@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .._status import FINAL
 from .._store import JournalEntry
 
 log = logging.getLogger("gangamon.ganga")
@@ -66,11 +67,14 @@ class GangaWriter:
         *,
         track: Callable[[Sequence[Any]], None],
         resolve: Callable[[int], Target | None],
+        finished: Callable[[int], None] = lambda job: None,
     ) -> None:
         """`track(jobs)` registers Ganga jobs with gangamon (run here, in order);
-        `resolve(id)` finds the Ganga job of a gangamon id."""
+        `resolve(id)` finds the Ganga job of a gangamon id; `finished(id)` is told when a
+        job's run is over (a resubmission is then tracked afresh)."""
         self._track = track
         self._resolve = resolve
+        self._finished = finished
         self._queue: queue.SimpleQueue[JournalEntry | tuple[str, Any] | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._deferred: list[JournalEntry] = []
@@ -148,6 +152,8 @@ class GangaWriter:
                 continue
             self._waiting_since.pop(entry.job, None)
             if job.status == entry.new.value:
+                if entry.new in FINAL:
+                    self._finished(entry.job)
                 continue
             try:
                 target.applier.before(job, entry)
@@ -167,6 +173,8 @@ class GangaWriter:
             master = getattr(job, "master", None)
             if master is not None:
                 masters[id(master)] = master
+            if entry.new in FINAL:
+                self._finished(entry.job)
         for master in masters.values():
             try:
                 master.updateMasterJobStatus()
