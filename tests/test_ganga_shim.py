@@ -7,11 +7,13 @@ The same code runs against the real ganga package in tests/ganga (`nox -s ganga`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -385,3 +387,66 @@ def test_ganga_dirac_jobs_are_monitored_by_gangamons_dirac_backend(
         assert job.backend.status == "Done"
         assert any((job.outputdir).iterdir())  # the sandbox, unpacked where Ganga looks
     assert sum(sim.stats.calls.values()) >= 1
+
+
+# -- other Ganga backends, through the adapters ------------------------------------------------
+
+
+class Hanging:
+    """A Ganga backend class whose monitoring never returns: a batch system that hangs."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    @staticmethod
+    def updateMonitoringInformation(jobs: list[StandInJob]) -> None:  # Ganga's name
+        Hanging.entered.set()
+        Hanging.release.wait()
+
+
+class Marking:
+    """A Ganga backend class that sets its jobs' statuses itself, as Ganga's Batch does."""
+
+    @staticmethod
+    def updateMonitoringInformation(jobs: list[StandInJob]) -> None:  # Ganga's name
+        for job in jobs:
+            job.updateStatus("running")
+
+
+def legacy_hooks(jobs: list[StandInJob], classes: dict[str, type]) -> GangaHooks:
+    return dataclasses.replace(
+        stand_in_hooks(jobs),
+        backend_name=lambda j: j.backend.kind,
+        backend_classes=lambda: classes,
+        poll_config={"Marking": 0.2, "Hanging": 0.2},
+    )
+
+
+def test_a_legacy_backend_sets_its_jobs_itself_and_gangamon_follows(tmp_path: Path) -> None:
+    job = StandInJob("5", backend=SimpleNamespace(kind="Marking"))
+    service = GangamonService(legacy_hooks([job], {"Marking": Marking}), workdir=tmp_path)
+    assert service.enable()
+    try:
+        assert job.wait_status("running")
+        embedded = service._embedded
+        assert embedded is not None
+        assert embedded.wait_for(1, [S.RUNNING], timeout=20) == S.RUNNING  # the store follows
+        assert job.updates == [("running", True)]  # Ganga's own call; never a second one
+    finally:
+        assert service.disable()
+
+
+def test_disabling_is_bounded_when_a_legacy_backend_hangs(tmp_path: Path) -> None:
+    job = StandInJob("6", backend=SimpleNamespace(kind="Hanging"))
+    service = GangamonService(
+        legacy_hooks([job], {"Hanging": Hanging}), workdir=tmp_path, deadline=1.0
+    )
+    assert service.enable()
+    try:
+        assert Hanging.entered.wait(20)
+        started = time.monotonic()
+        assert service.disable() is False  # its thread abandoned, not waited for
+        assert time.monotonic() - started < 2.0
+        assert not service.enabled
+    finally:
+        Hanging.release.set()

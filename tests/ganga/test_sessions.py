@@ -52,6 +52,33 @@ def test_twenty_local_jobs_complete_with_their_postprocessors_run(tmp_path: Path
     assert figures["applied"] >= 22 * 2  # running, then completed, each through the store
 
 
+def test_a_split_local_job_completes_through_its_subjobs(tmp_path: Path) -> None:
+    figures = run_session(
+        tmp_path,
+        """
+        from ganga import ArgSplitter, Executable, Job, Local
+        service = gangamon.ganga.install(enable=True)
+        j = Job(
+            application=Executable(exe="/bin/sh"),
+            splitter=ArgSplitter(args=[["-c", f"sleep 0.{i}; echo {i}"] for i in range(1, 6)]),
+            backend=Local(),
+        )
+        j.submit()
+        wait_until(lambda: final(j), 60)
+        report(
+            master=j.status,
+            subjobs=[sj.status for sj in j.subjobs],
+            exitcodes=[sj.backend.exitcode for sj in j.subjobs],
+            tracked=service.statistics().applied,
+        )
+        """,
+    )
+    assert figures["master"] == "completed"
+    assert figures["subjobs"] == ["completed"] * 5
+    assert figures["exitcodes"] == [0] * 5
+    assert figures["tracked"] >= 5
+
+
 def test_two_backends_active_together_are_both_monitored(tmp_path: Path) -> None:
     # Ganga's bug A: its scan starts polling only the backend of the last job it saw.
     figures = run_session(
