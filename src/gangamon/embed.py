@@ -69,7 +69,7 @@ class EmbeddedMonitor:
         self._grace = grace
         self.deadline = deadline
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._callbacks: list[Callable[[JournalEntry], object]] = []
         self._portal_cm: contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal] | None
         self._portal_cm = None
@@ -77,6 +77,8 @@ class EmbeddedMonitor:
         self._monitor: Monitor | None = None
         self._run: concurrent.futures.Future[None] | None = None
         self._store: Store | None = None
+        #: Whether we opened the store (then we close it); a Store passed in is the caller's.
+        self._owns_store = not isinstance(store, Store)
 
     # -- life --------------------------------------------------------------------------------
 
@@ -86,10 +88,11 @@ class EmbeddedMonitor:
 
     def start(self) -> EmbeddedMonitor:
         """Start the engine thread and the monitor; return once every backend is started.
-        Does nothing if already running."""
+        Does nothing if already running; after a crash, clears what is left and starts anew."""
         with self._lock:
             if self.running:
                 return self
+            self.stop()  # whatever a crashed run left behind
             portal_cm = anyio.from_thread.start_blocking_portal("trio", name=self._name)
             portal = portal_cm.__enter__()
             try:
@@ -117,8 +120,11 @@ class EmbeddedMonitor:
     def stop(self, deadline: float | None = None) -> bool:
         """Stop monitoring within `deadline` seconds (default: the constructor's).
 
-        Returns True if the monitor stopped by itself or on cancellation, False if the thread
-        had to be abandoned (it is a daemon: it dies with the interpreter). Idempotent.
+        The monitor gets most of the deadline to stop gracefully (calls in flight finish,
+        received reports are written), then is cancelled. Returns True if it ended either
+        way, False if even cancellation did not end it in time (a call that cannot be
+        abandoned hangs): its daemon thread is then left behind and dies with the
+        interpreter. Idempotent; a store passed in as a `Store` is left open.
         """
         deadline = self.deadline if deadline is None else deadline
         with self._lock:
@@ -133,20 +139,21 @@ class EmbeddedMonitor:
             if portal is None or portal_cm is None or run is None or monitor is None:
                 return True
             end = time.monotonic() + deadline
-            clean = True
+            # Most of the deadline for a graceful stop, the rest for cancellation.
+            graceful_end = end - min(0.25, deadline / 4)
             with contextlib.suppress(RuntimeError):  # the loop may already be gone
                 portal.start_task_soon(_sync_in_trio, monitor.stop)
             try:
-                run.result(timeout=max(0.0, end - time.monotonic()))
+                run.result(timeout=max(0.0, graceful_end - time.monotonic()))
             except concurrent.futures.TimeoutError:
-                clean = False
                 run.cancel()
             except BaseException as exc:  # the monitor crashed: say so, stop anyway
                 if not isinstance(exc, concurrent.futures.CancelledError):
                     log.error("gangamon monitor ended with %r", single_exception(exc))
-            clean = _abandon(portal_cm, portal, timeout=max(0.1, end - time.monotonic())) and clean
-            if self._store is not None and clean:
+            clean = _abandon(portal_cm, portal, timeout=max(0.05, end - time.monotonic()))
+            if self._store is not None and self._owns_store and clean:
                 self._store.close()
+            self._store = None
             return clean
 
     def __enter__(self) -> EmbeddedMonitor:
@@ -254,7 +261,7 @@ class _CancellableCall:
     """One blocking call's trio task, cancellable from the calling thread at any moment."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._scope: trio.CancelScope | None = None
         self._cancelled = False
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def install(
         return current
     was_enabled = bool(current is not None and current.enabled)
     if current is not None:
-        _stop_ganga_monitor(current)
+        _stop_ganga_monitor(current, deadline)
     service = GangamonService(
         _ganga_hooks(current), dirac=dirac, dirac_output=dirac_output, deadline=deadline
     )
@@ -65,15 +66,23 @@ def install(
     return service
 
 
-def _stop_ganga_monitor(service: Any) -> None:
-    if service.alive:
+def _stop_ganga_monitor(service: Any, deadline: float) -> None:
+    """Stop Ganga's AsyncMonitoringService, waiting at most `deadline` seconds: its
+    `disable()` waits for its executor's calls, which may hang, so it runs aside."""
+
+    def stop() -> None:
         if service.enabled:
             service.disable()
-        service.alive = False
-        service.enabled = False
-        # Its loop thread only runs timers: stop the loop, wait for it a little.
-        service.loop.call_soon_threadsafe(service.loop.stop)
-        service.join(2.0)
+        service.stop()
+
+    if service.alive:
+        stopper = threading.Thread(target=stop, name="gangamon-stop-ganga", daemon=True)
+        stopper.start()
+        stopper.join(deadline)
+        service.alive = service.enabled = False
+        service.join(max(0.0, deadline / 2))
+        if stopper.is_alive() or service.is_alive():
+            log.warning("Ganga's own monitoring did not stop within %.1f s; left behind", deadline)
 
 
 def _ganga_hooks(current: Any) -> GangaHooks:
@@ -166,7 +175,6 @@ def _hook_submissions() -> None:
     """Ganga calls `Job.monitorSubmitted_hook` on every move to submitted (submit, resubmit,
     each subjob of a bulk submit): the moment to start watching a job, without a rescan."""
     global _original_hook
-    from GangaCore.Core import monitoring_component as _  # noqa: F401 - Ganga is bootstrapped
     from GangaCore.GPIDev.Lib.Job.Job import Job
 
     if _original_hook is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._engine import MonitorStatistics
 from .._status import Status, parse_status
 from .._store import JournalEntry, NewJob
 from ..backends._protocol import Backend, BackendSettings, JobRef
@@ -181,7 +182,8 @@ class GangamonService:
 
     # -- inside -------------------------------------------------------------------------------
 
-    def statistics(self) -> Any:
+    def statistics(self) -> MonitorStatistics | None:
+        """The engine's figures per backend, or None while monitoring is off."""
         embedded = self._embedded
         return embedded.statistics() if embedded is not None else None
 
