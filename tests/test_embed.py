@@ -22,6 +22,7 @@ from gangamon import (
     JobRef,
     NewJob,
     Status,
+    Store,
     ThreadedBackend,
     UnknownJob,
     Update,
@@ -100,6 +101,15 @@ def test_restart_after_stop_keeps_the_store(tmp_path: Path, gate: Gate) -> None:
         first.wait_for(job, [S.RUNNING], timeout=10)
     with EmbeddedMonitor(path, [Gate()]) as second:
         assert second.status(job) == S.RUNNING
+
+
+def test_a_store_passed_in_stays_the_callers(tmp_path: Path, gate: Gate) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    with EmbeddedMonitor(store, [gate]) as embedded:
+        [job] = embedded.track([NewJob("gate", "a", S.SUBMITTED)])
+        embedded.wait_for(job, [S.RUNNING], timeout=10)
+    assert store.get(job).status == S.RUNNING  # still open after stop
+    store.close()
 
 
 def test_unknown_job_and_timeout_are_one_clear_error(embedded: EmbeddedMonitor) -> None:
