@@ -85,8 +85,10 @@ class StandInJob:
             return self.changed.wait_for(lambda: self.status == status, timeout)
 
 
-def entry(job: int, new: Status, native: str | None = None, seq: int = 1) -> JournalEntry:
-    return JournalEntry(seq, job, None, new, native, "", 0.0)
+def entry(
+    job: int, new: Status, native: str | None = None, seq: int = 1, old: Status | None = None
+) -> JournalEntry:
+    return JournalEntry(seq, job, old, new, native, "", 0.0)
 
 
 # -- runMonitoring's argument -------------------------------------------------------------------
@@ -182,6 +184,17 @@ def test_a_job_already_in_the_status_is_left_alone_and_a_refusal_is_logged(
     assert killed.status == "killed"
     assert writer.refused == 1
     assert "Ganga refused job 2: killed -> running" in caplog.text
+
+
+def test_a_job_ganga_moved_meanwhile_is_not_moved_again() -> None:
+    # The user killed it; its wrapper then died without an exit code, which gangamon saw as
+    # failed. Ganga's graph allows killed -> failed: the writer must not take it.
+    killed = StandInJob("8", "killed")
+    finished: list[int] = []
+    writer = writer_for({1: Target(killed, PlainApplier())}, finished)
+    writer.apply([entry(1, S.FAILED, "no exit code", old=S.RUNNING)])
+    assert (killed.status, killed.updates, writer.refused) == ("killed", [], 0)
+    assert finished == [1]
 
 
 def test_changes_wait_for_ganga_to_finish_submitting_the_job() -> None:

@@ -79,6 +79,26 @@ def test_a_split_local_job_completes_through_its_subjobs(tmp_path: Path) -> None
     assert figures["tracked"] >= 5
 
 
+def test_a_job_the_user_kills_stays_killed(tmp_path: Path) -> None:
+    figures = run_session(
+        tmp_path,
+        """
+        from ganga import Executable, Job, Local
+        service = gangamon.ganga.install(enable=True)
+        j = Job(application=Executable(exe="/bin/sh", args=["-c", "sleep 60"]), backend=Local())
+        j.submit()
+        wait_until(lambda: j.status == "running", 30)
+        j.kill()
+        # gangamon sees the wrapper die without an exit code and stores "failed"; the
+        # writer has dealt with it once it has processed that third change (after added and
+        # running).
+        wait_until(lambda: service.changes_processed >= 3, 30)
+        report(status=j.status, processed=service.changes_processed)
+        """,
+    )
+    assert figures == {"status": "killed", "processed": 3}
+
+
 def test_two_backends_active_together_are_both_monitored(tmp_path: Path) -> None:
     # Ganga's bug A: its scan starts polling only the backend of the last job it saw.
     figures = run_session(

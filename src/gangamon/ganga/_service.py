@@ -182,6 +182,12 @@ class GangamonService:
 
     # -- inside -------------------------------------------------------------------------------
 
+    @property
+    def changes_processed(self) -> int:
+        """Changes the writer has dealt with (applied, left alone, or refused by Ganga)."""
+        writer = self._writer
+        return writer.processed if writer is not None else 0
+
     def statistics(self) -> MonitorStatistics | None:
         """The engine's figures per backend, or None while monitoring is off."""
         embedded = self._embedded

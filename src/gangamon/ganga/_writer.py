@@ -8,7 +8,8 @@ queue, so a job is always known here before its first change arrives.
 
 A job Ganga still shows as submitting (its submit has not returned) is retried shortly; one
 already in the reported status is left alone (a legacy backend set it itself, and Ganga would
-rerun its hooks on a same-status update).
+rerun its hooks on a same-status update), and so is one Ganga has moved since gangamon last
+saw it (a user's kill): only a change from the status gangamon knew is applied.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class GangaWriter:
         self._deferred: list[JournalEntry] = []
         #: When each job's first change was deferred (Ganga still submitting it).
         self._waiting_since: dict[int, float] = {}
+        #: Changes applied, refused by Ganga, and looked at at all (deferred ones once done).
         self.applied = 0
         self.refused = 0
+        self.processed = 0
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -150,8 +153,13 @@ class GangaWriter:
                 self._defer(entry)
                 waiting.add(entry.job)
                 continue
+            self.processed += 1
             self._waiting_since.pop(entry.job, None)
-            if job.status == entry.new.value:
+            if job.status == entry.new.value or (
+                entry.old is not None and job.status != entry.old.value
+            ):
+                # Already there, or moved by Ganga meanwhile (the user killed it, say: a
+                # killed job may go to failed in Ganga's graph, and must not).
                 if entry.new in FINAL:
                     self._finished(entry.job)
                 continue
