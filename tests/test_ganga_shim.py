@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from gangamon._store import JournalEntry
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D
 from gangamon.ganga import BadJobSelection, GangaHooks, GangamonService, select_jobs
 from gangamon.ganga._dirac import DiracApplier, is_dirac
-from gangamon.ganga._local import GangaLocalBackend, LocalJob
+from gangamon.ganga._local import GangaLocalBackend, LocalJob, read_status_file
 from gangamon.ganga._writer import GangaWriter, PlainApplier, Target
 from gangamon.sim._certs import Credentials, make_credentials
 from gangamon.sim.dirac import DiracSim, LatencyModel
@@ -278,6 +279,38 @@ async def test_a_wrapper_killed_from_outside_fails_the_job(tmp_path: Path) -> No
         assert [u async for u in watch] == []  # and the watch is over
     assert failed.status == S.FAILED
     assert "killed from outside" in failed.reason
+
+
+status_lines = st.one_of(
+    st.tuples(st.sampled_from(["WRAPPER", "PID", "EXITCODE"]), st.integers(-9999, 2**22)),
+    st.tuples(st.sampled_from(["START", "STOP", "FAILED", "junk"]), st.text("ab :\t", max_size=8)),
+)
+
+
+@given(st.lists(status_lines, max_size=8))
+def test_the_status_file_reader_takes_each_fields_first_value(
+    lines: list[tuple[str, object]],
+) -> None:
+    # One file per example: tmp_path is per test, not per example.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "__jobstatus__")
+        path.write_text("".join(f"{key}: {value}\n" for key, value in lines))
+        state = read_status_file(str(path))
+
+    def first(key: str) -> object:
+        values = [v for k, v in lines if k == key and (key == "EXITCODE" or int(str(v)) >= 0)]
+        return values[0] if values else None
+
+    assert (state.wrapper, state.pid, state.exitcode) == (
+        first("WRAPPER"),
+        first("PID"),
+        first("EXITCODE"),
+    )
+
+
+def test_a_missing_status_file_reads_as_nothing_yet(tmp_path: Path) -> None:
+    state = read_status_file(str(tmp_path / "nope"))
+    assert (state.wrapper, state.pid, state.exitcode) == (None, None, None)
 
 
 async def test_a_job_whose_wrapper_finished_before_tracking_is_final_at_once(
