@@ -6,6 +6,7 @@ The same code runs against the real ganga package in tests/ganga (`nox -s ganga`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio.from_thread
 import pytest
@@ -459,12 +460,25 @@ class Marking:
             job.updateStatus("running")
 
 
+class AsyncMarking:
+    """An asyncio Ganga backend (as Localhost and DiracBase are in 8.7.12)."""
+
+    loops: ClassVar[list[object]] = []
+
+    @staticmethod
+    async def updateMonitoringInformation(jobs: list[StandInJob]) -> None:  # Ganga's name
+        AsyncMarking.loops.append(asyncio.get_running_loop())
+        await asyncio.sleep(0)
+        for job in jobs:
+            job.updateStatus("running")
+
+
 def legacy_hooks(jobs: list[StandInJob], classes: dict[str, type]) -> GangaHooks:
     return dataclasses.replace(
         stand_in_hooks(jobs),
         backend_name=lambda j: j.backend.kind,
         backend_classes=lambda: classes,
-        poll_config={"Marking": 0.2, "Hanging": 0.2},
+        poll_config={"Marking": 0.2, "Hanging": 0.2, "AsyncMarking": 0.2},
     )
 
 
@@ -480,6 +494,18 @@ def test_a_legacy_backend_sets_its_jobs_itself_and_gangamon_follows(tmp_path: Pa
         assert job.updates == [("running", True)]  # Ganga's own call; never a second one
     finally:
         assert service.disable()
+
+
+def test_an_asyncio_ganga_backend_runs_on_a_trio_asyncio_loop(tmp_path: Path) -> None:
+    job = StandInJob("7", backend=SimpleNamespace(kind="AsyncMarking"))
+    service = GangamonService(legacy_hooks([job], {"AsyncMarking": AsyncMarking}), workdir=tmp_path)
+    assert service.enable()
+    try:
+        assert job.wait_status("running")
+        assert job.updates == [("running", True)]
+    finally:
+        assert service.disable()
+    assert type(AsyncMarking.loops[0]).__module__.startswith("trio_asyncio")
 
 
 def test_disabling_is_bounded_when_a_legacy_backend_hangs(tmp_path: Path) -> None:
