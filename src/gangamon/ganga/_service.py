@@ -17,8 +17,10 @@ The engine's store is a scratch SQLite file per enable: Ganga's repository stays
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,7 @@ class GangamonService:
         self.deadline = deadline
         self.alive = True
         self._dirac = dirac
+        self._own_workdir = workdir is None
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="gangamon-"))
         self._dirac_applier = DiracApplier(dirac_output or self._workdir / "dirac")
         self._lock = threading.RLock()
@@ -124,22 +127,30 @@ class GangamonService:
         return True
 
     def disable(self) -> bool:
-        """Stop monitoring within the deadline. Idempotent."""
+        """Stop monitoring within the deadline (the engine gets most of it, the writer the
+        rest). Idempotent. True if everything stopped in time."""
         with self._lock:
             embedded, writer = self._embedded, self._writer
             self._embedded = self._writer = None
+            end = time.monotonic() + self.deadline
             clean = True
             if embedded is not None:
-                clean = embedded.stop(self.deadline)
+                clean = embedded.stop(self.deadline * 0.75)
             if writer is not None:
-                clean = writer.stop(max(0.1, self.deadline / 2)) and clean
+                clean = writer.stop(max(0.05, end - time.monotonic())) and clean
             self._targets.clear()
             self._tracked.clear()
+            if clean:
+                for store in self._workdir.glob("jobs-*.sqlite*"):
+                    store.unlink(missing_ok=True)
             return clean
 
     def stop(self) -> None:
-        self.disable()
+        """Disable for good (Ganga's shutdown); the scratch directory goes if it was ours."""
+        clean = self.disable()
         self.alive = False
+        if clean and self._own_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def join(self, timeout: float | None = None) -> None:
         """Nothing to wait for: `disable` already bounded the stop."""
