@@ -270,7 +270,7 @@ async def test_local_job_runs_then_ends_with_its_exit_code(
 
 async def test_a_wrapper_killed_from_outside_fails_the_job(tmp_path: Path) -> None:
     with fake_ganga_job(tmp_path, "sleep 30", record=False) as job, trio.fail_after(20):
-        watch = GangaLocalBackend().watch(job)
+        watch = GangaLocalBackend(vanished_grace=0.1).watch(job)
         running = await anext(watch)
         assert running.status == S.RUNNING
         # The wrapper wrote its pid before the application's, which the watch has seen.

@@ -5,7 +5,9 @@ for split jobs). Once the application runs, the wrapper writes `WRAPPER: <its pi
 `PID: <app>` into `<outputdir>/__jobstatus__`, and `EXITCODE: <n>` just before it exits.
 We read the file until the wrapper's pid appears, then hold a pidfd on the wrapper: its exit
 wakes us, and the file then says completed or failed at once. A wrapper gone without an exit
-code was killed from outside; Ganga would leave that job running forever, we fail it.
+code was killed from outside; Ganga would leave that job running forever, we fail it
+(after a grace period in which Ganga's own kill, which ends the wrapper the same way, sets
+the job killed first).
 
 Only the start is polled (the file, every `START_CHECK` seconds, slower after a minute):
 without inotify the wrapper's start is not an event we can wait on. The end is not polled.
@@ -25,6 +27,10 @@ import trio
 from .._status import Status
 from ..backends._protocol import Backend, BackendSettings, JobRef, Update
 
+#: How long a job whose wrapper vanished without an exit code waits before it is reported
+#: failed: Ganga's own kill ends the wrapper first and sets "killed" just after, and that
+#: must win (a killed job may still move to failed in Ganga's graph).
+VANISHED_GRACE = 3.0
 #: Seconds between reads of the status file while waiting for the wrapper to start.
 START_CHECK = 0.25
 #: After this long without a start, read it only every `SLOW_START_CHECK` seconds.
@@ -77,8 +83,9 @@ class GangaLocalBackend(Backend):
     polls = False
     watches = True
 
-    def __init__(self, name: str = "Local") -> None:
+    def __init__(self, name: str = "Local", *, vanished_grace: float = VANISHED_GRACE) -> None:
         self.name = name
+        self.vanished_grace = vanished_grace
         self.settings = BackendSettings(poll_interval=60.0, call_deadline=30.0)
 
     async def watch(self, job: JobRef) -> AsyncIterator[Update]:
@@ -102,8 +109,11 @@ class GangaLocalBackend(Backend):
                     fd = _open_pidfd(state.wrapper, local.script)
                     exited = fd is None
                 if exited:
-                    yield Update(job.id, Status.FAILED, "no exit code", _KILLED)
-                    return
+                    await trio.sleep(self.vanished_grace)
+                    if read_status_file(local.status_file).exitcode is None:
+                        yield Update(job.id, Status.FAILED, "no exit code", _KILLED)
+                        return
+                    continue
                 if fd is None:
                     slow = trio.current_time() - started > SLOW_START_AFTER
                     await trio.sleep(SLOW_START_CHECK if slow else START_CHECK)
