@@ -80,6 +80,24 @@ def test_track_wait_and_status_through_the_thread(embedded: EmbeddedMonitor, gat
     assert embedded.statistics().applied == 2
 
 
+def test_untrack_stops_monitoring_and_keeps_the_record(
+    embedded: EmbeddedMonitor, gate: Gate
+) -> None:
+    embedded.start()
+    [job] = embedded.track([NewJob("gate", "u", S.SUBMITTED)])
+    embedded.wait_for(job, [S.RUNNING], timeout=10)
+    assert embedded.statistics().backends["gate"].jobs == 1
+    embedded.untrack([job])
+    assert embedded.statistics().backends["gate"].jobs == 0
+    embedded.call(gate.open, "u")  # its completion is no longer watched
+    # A job opened after it and seen completed: had "u" still been watched, the writer
+    # would have stored its completion by now.
+    [later] = embedded.track([NewJob("gate", "v", S.SUBMITTED)])
+    embedded.call(gate.open, "v")
+    embedded.wait_for(later, [S.COMPLETED], timeout=10)
+    assert embedded.record(job).status == S.RUNNING
+
+
 def test_start_and_stop_are_idempotent(embedded: EmbeddedMonitor) -> None:
     assert embedded.stop() is True  # never started
     embedded.start()
