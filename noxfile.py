@@ -107,3 +107,17 @@ def _client_requirements(wheel: Path) -> list[str]:
             if not requirement.lower().startswith("gfal2"):
                 requirements.append(requirement)
     return requirements
+
+
+GANGA_VERSION = "8.7.12"
+
+
+@nox.session(python="3.11", default=False)
+def ganga(session: nox.Session) -> None:
+    """The real ganga package from PyPI with gangamon installed in it: headless Ganga
+    sessions (tests/ganga), then exit-to-completed latency of Local jobs under Ganga's own
+    monitor and under gangamon, measured in the same run."""
+    session.install(f"ganga=={GANGA_VERSION}")
+    _install(session, "test")
+    session.run("pytest", "tests/ganga", "-p", "no:cacheprovider", *session.posargs)
+    session.run("python", "-m", "benchmarks.ganga_local")

@@ -353,7 +353,8 @@ class Monitor:
             return (await self.store.get(job)).status
         except trio.TooSlowError:
             raise TimeoutError(
-                f"job {job} not in {sorted(wanted)} after {timeout} s (now {current})"
+                f"job {job} not in {sorted(s.value for s in wanted)} after {timeout} s"
+                f" (now {current})"
             ) from None
         finally:
             self._waiters[job].remove(entry)

@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import trio
-import trio_asyncio
 
 from ._protocol import Backend, BackendSettings, JobRef, Update
 
@@ -62,6 +61,11 @@ class AsyncioBackend(Backend):
 
     @contextlib.asynccontextmanager
     async def _loop(self) -> AsyncIterator[None]:
+        # Imported here, not at the top: importing trio_asyncio makes asyncio.new_event_loop()
+        # return trio-asyncio loops in every thread, which an embedding host's own asyncio
+        # code (Ganga's) must not get unless it runs an asyncio backend through us.
+        import trio_asyncio
+
         async with trio_asyncio.open_loop():
             yield
 
@@ -70,4 +74,6 @@ class AsyncioBackend(Backend):
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """Cancelled: the asyncio task is cancelled too."""
+        import trio_asyncio
+
         return await trio_asyncio.aio_as_trio(self._poll)(jobs)  # type: ignore[no-any-return]

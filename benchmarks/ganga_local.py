@@ -1,0 +1,222 @@
+"""Ganga Local jobs: from the application's exit to Ganga's "completed", under Ganga's own
+monitor and under gangamon, in the same run (`python -m benchmarks.ganga_local`, needs the
+ganga package: `nox -s ganga` installs 8.7.12 from PyPI and runs this).
+
+One headless Ganga session. First Ganga's AsyncMonitoringService, with its defaults (Local
+jobs polled every 10 s, the registry scanned every 2 s), monitors N jobs; then gangamon is
+installed in the same session and monitors N jobs defined the same way. Each application
+writes the time it ends to a file; the latency is Ganga's own timestamp of the job's final
+status minus that time. Both include Ganga's wrapper, which checks its application every
+0.3 s before it writes the exit code.
+
+Also printed: the same latency from the wrapper's last write of `__jobstatus__` (its exit
+code; the file's mtime) to "completed", which leaves the wrapper's own 0.3 s out; and how
+long a session with three Local jobs still running takes to exit, from its last statement
+to the end of the process, under each monitor (separate processes; 2 s is the bound).
+
+Goal (issue 7): gangamon's p50 at most 0.3 s. Ganga's own was measured at 7.0 s
+(reference/ganga.md §6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+JOBS = 20
+
+GANGARC = """\
+# Ganga configuration file ($Name: 8.7.12 $)
+[Configuration]
+gangadir = {gangadir}
+[PollThread]
+autostart = False
+"""
+
+
+def _submit(ganga: Any, ends: Path, tag: str, jobs: int) -> list[Any]:
+    submitted = []
+    for i in range(jobs):
+        end = ends / f"{tag}-{i}"
+        # 1.0 to 3.9 s of work; the end time written as the application's last act.
+        command = f"sleep {1 + i % 3}.{i % 10}; date +%s.%N > {end}"
+        job = ganga.Job(
+            application=ganga.Executable(exe="/bin/sh", args=["-c", command]),
+            backend=ganga.Local(),
+        )
+        job.submit()
+        submitted.append(job)
+    return submitted
+
+
+def _wait_final(jobs: list[Any], timeout: float) -> None:
+    # Ganga has no event for a job's status: poll it, under a deadline.
+    deadline = time.monotonic() + timeout
+    while any(j.status not in ("completed", "failed") for j in jobs):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"jobs not final within {timeout} s")
+        time.sleep(0.05)
+
+
+def _latencies(jobs: list[Any], ends: Path, tag: str) -> tuple[list[float], list[float]]:
+    """From the application's end, and from the wrapper's last status write, to final."""
+    from_end, from_status = [], []
+    for i, job in enumerate(jobs):
+        if job.status != "completed":
+            raise RuntimeError(f"job {job.id} ended {job.status}, not completed")
+        final: dt.datetime = job.time.timestamps["final"]  # Ganga's utcnow(), naive
+        final_time = final.replace(tzinfo=dt.UTC).timestamp()
+        from_end.append(final_time - float((ends / f"{tag}-{i}").read_text()))
+        status_file = Path(job.outputdir, "__jobstatus__")
+        from_status.append(final_time - status_file.stat().st_mtime)
+    return sorted(from_end), sorted(from_status)
+
+
+def _summary(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50_s": statistics.median(latencies),
+        "p99_s": latencies[int(0.99 * (len(latencies) - 1))],
+        "max_s": latencies[-1],
+    }
+
+
+def measure(jobs: int = JOBS) -> dict[str, Any]:
+    """Both monitors on `jobs` Local jobs each, in one Ganga session (this process)."""
+    tmp = Path(tempfile.mkdtemp(prefix="gangamon-bench-"))
+    (tmp / "home").mkdir()
+    (tmp / "gangarc").write_text(GANGARC.format(gangadir=tmp / "gangadir"))
+    ends = tmp / "ends"
+    ends.mkdir()
+    # Read by Ganga when it is imported.
+    os.environ["HOME"] = str(tmp / "home")
+    os.environ["GANGA_CONFIG_FILE"] = str(tmp / "gangarc")
+    import ganga.ganga
+
+    import ganga as gpi
+    import gangamon.ganga
+
+    gpi.enableMonitoring()  # Ganga's AsyncMonitoringService, its defaults
+    own = _submit(gpi, ends, "ganga", jobs)
+    _wait_final(own, 120)
+    gpi.disableMonitoring()
+
+    gangamon.ganga.install(enable=True)
+    ours = _submit(gpi, ends, "gangamon", jobs)
+    _wait_final(ours, 120)
+    own_end, own_status = _latencies(own, ends, "ganga")
+    our_end, our_status = _latencies(ours, ends, "gangamon")
+    return {
+        "jobs": jobs,
+        "ganga": _summary(own_end),
+        "gangamon": _summary(our_end),
+        "ganga_from_status": _summary(own_status),
+        "gangamon_from_status": _summary(our_status),
+        "exit_ganga_s": _exit_time(tmp, gangamon=False),
+        "exit_gangamon_s": _exit_time(tmp, gangamon=True),
+    }
+
+
+_EXIT_SESSION = """
+import time
+import ganga.ganga
+import ganga as gpi
+from GangaCore.GPIDev.Base.Proxy import stripProxy
+if {gangamon}:
+    import gangamon.ganga
+    gangamon.ganga.install(enable=True)
+else:
+    gpi.enableMonitoring()
+jobs = []
+for i in range(3):
+    j = gpi.Job(application=gpi.Executable(exe="/bin/sh", args=["-c", "sleep 60"]),
+                backend=gpi.Local())
+    j.submit()
+    jobs.append(j)
+deadline = time.monotonic() + 60
+while any(j.status != "running" for j in jobs) and time.monotonic() < deadline:
+    time.sleep(0.05)  # Ganga has no event for it: poll, under a deadline
+for j in jobs:
+    pids = stripProxy(j).backend.wrapper_pid  # a list, until Ganga's own monitor makes it an int
+    print("WRAPPER", pids if isinstance(pids, int) else pids[-1], flush=True)
+print("EXITING", flush=True)
+"""
+
+
+def _exit_time(tmp: Path, *, gangamon: bool) -> float:
+    """Seconds from a session's last statement to its process's end, 3 Local jobs running."""
+    gangadir = tmp / f"exit-{'gangamon' if gangamon else 'ganga'}"
+    gangarc = tmp / f"{gangadir.name}.gangarc"
+    gangarc.write_text(GANGARC.format(gangadir=gangadir))
+    env = {**os.environ, "GANGA_CONFIG_FILE": str(gangarc), "HOME": str(tmp / "home")}
+    code = textwrap.dedent(_EXIT_SESSION.format(gangamon=gangamon))
+    wrappers: list[int] = []
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as session:
+        assert session.stdout is not None
+        try:
+            for line in session.stdout:
+                if line.startswith("WRAPPER "):
+                    wrappers.append(int(line.split()[1]))
+                elif line.startswith("EXITING"):
+                    break
+            started = time.monotonic()
+            session.wait(timeout=120)
+            took = time.monotonic() - started
+            if session.returncode != 0 or len(wrappers) != 3:
+                assert session.stderr is not None
+                raise RuntimeError(f"exit session failed: {session.stderr.read()[-2000:]}")
+            return took
+        finally:
+            session.kill()
+            for pid in wrappers:  # the jobs outlive their session, as in Ganga
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+
+
+def report(r: dict[str, Any]) -> None:
+    ganga, ours = r["ganga"], r["gangamon"]
+    print(f"ganga Local jobs, {r['jobs']} per monitor, application exit -> Ganga 'completed':")
+    for name, s in (("Ganga 8.7.12 own monitor", ganga), ("gangamon", ours)):
+        print(
+            f"  {name:<25} p50 {s['p50_s']:.3f} s  p99 {s['p99_s']:.3f} s  max {s['max_s']:.3f} s"
+        )
+    print(
+        f"  ratio Ganga/gangamon: p50 {ganga['p50_s'] / ours['p50_s']:.1f}x, "
+        f"p99 {ganga['p99_s'] / ours['p99_s']:.1f}x "
+        f"(goal: gangamon p50 <= 0.3 s: {'met' if ours['p50_s'] <= 0.3 else 'NOT met'})"
+    )
+    print("wrapper's exit-code write -> Ganga 'completed' (the wrapper's 0.3 s left out):")
+    for name, key in (("Ganga 8.7.12 own monitor", "ganga"), ("gangamon", "gangamon")):
+        s = r[f"{key}_from_status"]
+        print(f"  {name:<25} p50 {s['p50_s']:.3f} s  p99 {s['p99_s']:.3f} s")
+    print(
+        "session exit with 3 Local jobs running (last statement -> process end): "
+        f"Ganga's own monitor {r['exit_ganga_s']:.2f} s, gangamon {r['exit_gangamon_s']:.2f} s "
+        "(bound 2 s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ganga_local")
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    report(measure(parser.parse_args().jobs))
+
+
+if __name__ == "__main__":
+    main()

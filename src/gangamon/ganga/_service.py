@@ -1,0 +1,309 @@
+"""`GangamonService`: what Ganga's `GangaCore.Core.monitoring_component` holds after install.
+
+It answers Ganga's calls to its monitoring service (`enable`, `disable`, `stop`, `join`,
+`runMonitoring`, `enabled`, `alive`) with an `EmbeddedMonitor` and a `GangaWriter`:
+
+- `enable()` starts both and tracks every active job of the registry once (a scan of Ganga's
+  index, not a 2 s rescan); jobs submitted afterwards are tracked from Ganga's own
+  submitted-hook, at once.
+- `runMonitoring(jobs)` tracks the active jobs among `jobs` (ids, Job objects, slices, lists),
+  starting the engine if needed; a job already tracked is not tracked twice, so repeated calls
+  and enable/disable cycles never add polling.
+- `disable()` stops both within the deadline; `stop()` also refuses later enables.
+
+The engine's store is a scratch SQLite file per enable: Ganga's repository stays the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._engine import MonitorStatistics
+from .._status import Status, parse_status
+from .._store import JournalEntry, NewJob
+from ..backends._protocol import Backend, BackendSettings, JobRef
+from ..embed import EmbeddedMonitor
+from ._dirac import DiracApplier, dirac_new_job, is_dirac
+from ._legacy import legacy_backend, poll_interval
+from ._local import GangaLocalBackend, LocalJob
+from ._select import select_jobs
+from ._writer import Applier, GangaWriter, PlainApplier, Target
+
+log = logging.getLogger("gangamon.ganga")
+
+#: The statuses Ganga's monitor looks at; completing jobs are left to Ganga's recovery.
+_WATCHED = {"submitting", "submitted", "running"}
+
+
+class LocalApplier:
+    """What Ganga's Localhost monitoring sets besides the status: pid, exit code, workdir."""
+
+    def before(self, job: Any, entry: JournalEntry) -> None:
+        native = entry.native_status or ""
+        if native.startswith("PID: "):
+            job.backend.id = int(native.removeprefix("PID: "))
+        elif native.startswith("EXITCODE: "):
+            job.backend.exitcode = int(native.removeprefix("EXITCODE: "))
+
+    def after(self, job: Any, entry: JournalEntry) -> None:
+        if entry.new in (Status.COMPLETED, Status.FAILED):
+            job.backend.remove_workdir()
+
+
+@dataclass(frozen=True, slots=True)
+class GangaHooks:
+    """How the service reaches Ganga: injected, so that it is tested with stand-ins."""
+
+    #: Every top-level job of the registry (cheap: Ganga's index, jobs not loaded).
+    registry_jobs: Callable[[], Sequence[Any]]
+    #: A top-level job by id, or None.
+    job_by_id: Callable[[int], Any]
+    is_job: Callable[[object], bool]
+    #: A job's status without loading it (`lazyLoadJobStatus`).
+    status_of: Callable[[Any], str]
+    #: The Ganga name of a job's backend ("Local", "Dirac", "PBS"...).
+    backend_name: Callable[[Any], str]
+    #: The active subjobs of a master (from the subjob index where Ganga has one).
+    active_subjobs: Callable[[Any], Sequence[Any]]
+    #: Ganga's backend plugin classes by name (for those without a gangamon backend).
+    backend_classes: Callable[[], dict[str, type]]
+    poll_config: Any
+
+
+class GangamonService:
+    """Stands in for Ganga's AsyncMonitoringService. Thread-safe."""
+
+    def __init__(
+        self,
+        hooks: GangaHooks,
+        *,
+        dirac: Backend | None = None,
+        dirac_output: Path | None = None,
+        deadline: float = 1.5,
+        workdir: Path | None = None,
+    ) -> None:
+        self.hooks = hooks
+        self.deadline = deadline
+        self.alive = True
+        self._dirac = dirac
+        self._own_workdir = workdir is None
+        self._workdir = workdir or Path(tempfile.mkdtemp(prefix="gangamon-"))
+        self._dirac_applier = DiracApplier(dirac_output or self._workdir / "dirac")
+        self._lock = threading.RLock()
+        self._embedded: EmbeddedMonitor | None = None
+        self._writer: GangaWriter | None = None
+        # Backends are fixed for a monitor's run: every Ganga backend plugin gets its
+        # adapter now (an idle one costs two sleeping tasks).
+        self._legacy = {
+            name: cls
+            for name, cls in hooks.backend_classes().items()
+            if name != "Local" and not (dirac is not None and _is_dirac_class(cls))
+        }
+        self._enables = 0
+        # Both touched only in the writer thread while running, and under the lock otherwise.
+        self._targets: dict[int, Target] = {}
+        self._tracked: dict[str, int] = {}  # Ganga's "3" or "3.1" -> gangamon id
+
+    # -- Ganga's interface -------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        embedded = self._embedded
+        return embedded is not None and embedded.running
+
+    def enable(self) -> bool:
+        """Start monitoring every active job of the registry. Idempotent."""
+        if not self._start():
+            return False
+        self.runMonitoring(None)
+        return True
+
+    def disable(self) -> bool:
+        """Stop monitoring within the deadline (the engine gets most of it, the writer the
+        rest). Idempotent. True if everything stopped in time."""
+        with self._lock:
+            embedded, writer = self._embedded, self._writer
+            self._embedded = self._writer = None
+            end = time.monotonic() + self.deadline
+            clean = True
+            if embedded is not None:
+                clean = embedded.stop(self.deadline * 0.75)
+            if writer is not None:
+                clean = writer.stop(max(0.05, end - time.monotonic())) and clean
+            self._targets.clear()
+            self._tracked.clear()
+            if clean:
+                for store in self._workdir.glob("jobs-*.sqlite*"):
+                    store.unlink(missing_ok=True)
+            return clean
+
+    def stop(self) -> None:
+        """Disable for good (Ganga's shutdown); the scratch directory goes if it was ours."""
+        clean = self.disable()
+        self.alive = False
+        if clean and self._own_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Nothing to wait for: `disable` already bounded the stop."""
+
+    def runMonitoring(self, jobs: object = None) -> bool:
+        """Monitor the active jobs among `jobs` (None: all), starting monitoring if needed.
+
+        Non-blocking, as in Ganga 8.7.12. A value that names no job raises `BadJobSelection`
+        (a TypeError) naming it.
+        """
+        hooks = self.hooks
+        selected = select_jobs(
+            jobs, lookup=hooks.job_by_id, is_job=hooks.is_job, all_jobs=hooks.registry_jobs
+        )
+        if not self._start():
+            return False
+        writer = self._writer
+        if writer is None:
+            return False
+        for job in selected:
+            if hooks.status_of(job) in _WATCHED:
+                writer.request_track(job)
+        return True
+
+    def run_monitoring_task(self, task: Callable[..., Any], jobs: Sequence[Any]) -> None:
+        """For Ganga code that hands its monitor a task (`master_updateMonitoringInformation`):
+        the jobs are tracked instead, and gangamon runs their backend's monitoring."""
+        writer = self._writer
+        if writer is not None:
+            for job in jobs:
+                writer.request_track(job)
+
+    # -- from Ganga's submitted-hook ------------------------------------------------------------
+
+    def submitted(self, job: Any) -> None:
+        """A job (or subjob) has just been submitted: track it now, if monitoring is on."""
+        writer = self._writer
+        if writer is not None and self.enabled:
+            writer.request_track(job)
+
+    # -- inside -------------------------------------------------------------------------------
+
+    @property
+    def changes_processed(self) -> int:
+        """Changes the writer has dealt with (applied, left alone, or refused by Ganga)."""
+        writer = self._writer
+        return writer.processed if writer is not None else 0
+
+    def statistics(self) -> MonitorStatistics | None:
+        """The engine's figures per backend, or None while monitoring is off."""
+        embedded = self._embedded
+        return embedded.statistics() if embedded is not None else None
+
+    def _start(self) -> bool:
+        with self._lock:
+            if not self.alive:
+                log.error("gangamon: monitoring was stopped for this session; cannot start it")
+                return False
+            if self.enabled:
+                return True
+            self._enables += 1
+            store = self._workdir / f"jobs-{self._enables}.sqlite"
+            store.unlink(missing_ok=True)
+            writer = GangaWriter(
+                track=self._track, resolve=self._targets.get, finished=self._forget
+            )
+            embedded = EmbeddedMonitor(store, self._backends, deadline=self.deadline)
+            embedded.on_change(writer.change)
+            embedded.start()
+            writer.start()
+            self._embedded, self._writer = embedded, writer
+            return True
+
+    def _backends(self) -> list[Backend]:
+        """Called in the engine's thread: one gangamon backend per Ganga backend in use."""
+        backends: list[Backend] = [GangaLocalBackend("Local")]
+        if self._dirac is not None:
+            backends.append(self._dirac)
+        for name, cls in self._legacy.items():
+            settings = BackendSettings(
+                poll_interval=poll_interval(self.hooks.poll_config, name),
+                call_deadline=600.0,
+                concurrency=2,
+            )
+            backends.append(legacy_backend(name, cls, self._resolve_ref, settings))
+        return backends
+
+    def _resolve_ref(self, ref: JobRef) -> Any:
+        target = self._targets.get(ref.id)
+        return target.job if target is not None else None
+
+    def _track(self, jobs: Sequence[Any]) -> None:
+        """In the writer thread: register `jobs` (masters stand for their active subjobs)."""
+        embedded = self._embedded
+        if embedded is None:
+            return
+        new: list[NewJob] = []
+        owners: list[tuple[Any, Applier]] = []
+        seen: set[str] = set()
+        for job in self._expand(jobs):
+            key = str(job.getFQID("."))
+            if key in self._tracked or key in seen:
+                continue  # already monitored: never a second watch or poll
+            seen.add(key)
+            made = self._new_job(job)
+            if made is not None:
+                new.append(made[0])
+                owners.append((job, made[1]))
+        if not new:
+            return
+        ids = embedded.track(new)
+        for gangamon_id, (job, applier) in zip(ids, owners, strict=True):
+            self._targets[gangamon_id] = Target(job, applier)
+            self._tracked[str(job.getFQID("."))] = gangamon_id
+
+    def _forget(self, gangamon_id: int) -> None:
+        """In the writer thread: the job's run is over; a resubmission is a new track."""
+        target = self._targets.pop(gangamon_id, None)
+        if target is not None:
+            key = str(target.job.getFQID("."))
+            if self._tracked.get(key) == gangamon_id:
+                del self._tracked[key]
+
+    def _expand(self, jobs: Sequence[Any]) -> list[Any]:
+        expanded: list[Any] = []
+        for job in jobs:
+            subjobs = self.hooks.active_subjobs(job)
+            expanded.extend(subjobs if subjobs else [job])
+        return expanded
+
+    def _new_job(self, job: Any) -> tuple[NewJob, Applier] | None:
+        status = self.hooks.status_of(job)
+        if status not in _WATCHED:
+            return None
+        # Tracked from the submitted-hook, the job is still submitting: it is submitted by
+        # the time anything can happen to it.
+        start = Status.SUBMITTED if status == "submitting" else parse_status(status)
+        name = self.hooks.backend_name(job)
+        backend = job.backend
+        if name == "Local":
+            local = LocalJob(
+                str(Path(job.getOutputWorkspace().getPath(), "__jobstatus__")),
+                str(job.getInputWorkspace().getPath("__jobscript__")),
+            )
+            return NewJob("Local", local.backend_id(), start), LocalApplier()
+        if self._dirac is not None and is_dirac(backend):
+            new = dirac_new_job(self._dirac.name, job, start)
+            return (new, self._dirac_applier) if new is not None else None
+        if name not in self._legacy:
+            log.warning("gangamon: Ganga backend %r is not monitored (no such plugin)", name)
+            return None
+        return NewJob(name, str(job.getFQID(".")), start), PlainApplier()
+
+
+def _is_dirac_class(cls: type) -> bool:
+    return any(c.__name__ == "DiracBase" for c in cls.__mro__)

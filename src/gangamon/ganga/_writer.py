@@ -1,0 +1,209 @@
+"""The one thread that changes Ganga jobs: every status gangamon stores goes through here.
+
+The engine's callback (in the trio thread) only queues journal entries; this thread applies
+them with Ganga's own `updateStatus`, so its hooks and postprocessors run as they always did,
+with `update_master=False`, then calls each touched master's `updateMasterJobStatus` once per
+batch. Tracking requests (from Ganga's submit hook, in the user's thread) go through the same
+queue, so a job is always known here before its first change arrives.
+
+A job Ganga still shows as submitting (its submit has not returned) is retried shortly; one
+already in the reported status is left alone (a legacy backend set it itself, and Ganga would
+rerun its hooks on a same-status update), and so is one Ganga has moved since gangamon last
+saw it (a user's kill): only a change from the status gangamon knew is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._status import FINAL
+from .._store import JournalEntry
+
+log = logging.getLogger("gangamon.ganga")
+
+#: How long a change waits for Ganga to finish submitting its job before it is dropped.
+SUBMITTING_PATIENCE = 30.0
+_RETRY = 0.02
+
+
+class Applier(Protocol):
+    """Backend-specific work around `updateStatus` (exit codes, native statuses, outputs)."""
+
+    def before(self, job: Any, entry: JournalEntry) -> None: ...
+
+    def after(self, job: Any, entry: JournalEntry) -> None: ...
+
+
+class PlainApplier:
+    def before(self, job: Any, entry: JournalEntry) -> None:
+        pass
+
+    def after(self, job: Any, entry: JournalEntry) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A gangamon job's Ganga job object and how to apply its changes."""
+
+    job: Any
+    applier: Applier
+
+
+class _Stop:
+    pass
+
+
+class GangaWriter:
+    """Applies gangamon's changes to Ganga jobs, from one daemon thread."""
+
+    def __init__(
+        self,
+        *,
+        track: Callable[[Sequence[Any]], None],
+        resolve: Callable[[int], Target | None],
+        finished: Callable[[int], None] = lambda job: None,
+    ) -> None:
+        """`track(jobs)` registers Ganga jobs with gangamon (run here, in order);
+        `resolve(id)` finds the Ganga job of a gangamon id; `finished(id)` is told when a
+        job's run is over (a resubmission is then tracked afresh)."""
+        self._track = track
+        self._resolve = resolve
+        self._finished = finished
+        self._queue: queue.SimpleQueue[JournalEntry | tuple[str, Any] | _Stop] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._deferred: list[JournalEntry] = []
+        #: When each job's first change was deferred (Ganga still submitting it).
+        self._waiting_since: dict[int, float] = {}
+        #: Changes applied, refused by Ganga, and looked at at all (deferred ones once done).
+        self.applied = 0
+        self.refused = 0
+        self.processed = 0
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="gangamon-ganga", daemon=True)
+            self._thread.start()
+
+    def stop(self, deadline: float) -> bool:
+        """Stop after the item in hand; True if the thread ended within `deadline` seconds.
+        Changes still queued are dropped: Ganga finds those jobs active at its next start,
+        and gangamon reads their state again then."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        self._queue.put(_Stop())
+        thread.join(deadline)
+        return not thread.is_alive()
+
+    # -- fed from other threads ----------------------------------------------------------------
+
+    def change(self, entry: JournalEntry) -> None:
+        """Queue a stored change (called in the engine's thread: never blocks)."""
+        self._queue.put(entry)
+
+    def request_track(self, job: Any) -> None:
+        self._queue.put(("track", job))
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            items = self._next_items()
+            if any(isinstance(item, _Stop) for item in items):
+                return
+            to_track = [item[1] for item in items if isinstance(item, tuple)]
+            if to_track:
+                try:
+                    self._track(to_track)
+                except Exception:
+                    log.exception("gangamon could not track %d Ganga jobs", len(to_track))
+            entries = [item for item in items if isinstance(item, JournalEntry)]
+            deferred, self._deferred = self._deferred, []
+            self.apply(deferred + entries)
+
+    def _next_items(self) -> list[JournalEntry | tuple[str, Any] | _Stop]:
+        timeout = _RETRY if self._deferred else None
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def apply(self, entries: Sequence[JournalEntry]) -> None:
+        """Apply `entries` in order; then update each touched master once."""
+        masters: dict[int, Any] = {}
+        waiting: set[int] = set()
+        for entry in entries:
+            target = self._resolve(entry.job)
+            if target is None:
+                continue  # not a job this session tracks (untracked meanwhile)
+            job = target.job
+            if entry.job in waiting or job.status == "submitting":
+                self._defer(entry)
+                waiting.add(entry.job)
+                continue
+            self.processed += 1
+            self._waiting_since.pop(entry.job, None)
+            if job.status == entry.new.value or (
+                entry.old is not None and job.status != entry.old.value
+            ):
+                # Already there, or moved by Ganga meanwhile (the user killed it, say: a
+                # killed job may go to failed in Ganga's graph, and must not).
+                if entry.new in FINAL:
+                    self._finished(entry.job)
+                continue
+            try:
+                target.applier.before(job, entry)
+                job.updateStatus(entry.new.value, update_master=False)
+                target.applier.after(job, entry)
+                self.applied += 1
+            except Exception as exc:
+                self.refused += 1
+                log.warning(
+                    "Ganga refused job %s: %s -> %s (%s): %s",
+                    _fqid(job),
+                    job.status,
+                    entry.new.value,
+                    entry.reason,
+                    exc,
+                )
+            master = getattr(job, "master", None)
+            if master is not None:
+                masters[id(master)] = master
+            if entry.new in FINAL:
+                self._finished(entry.job)
+        for master in masters.values():
+            try:
+                master.updateMasterJobStatus()
+            except Exception as exc:
+                log.warning("Ganga could not update master job %s: %s", _fqid(master), exc)
+
+    def _defer(self, entry: JournalEntry) -> None:
+        since = self._waiting_since.setdefault(entry.job, time.monotonic())
+        if time.monotonic() - since > SUBMITTING_PATIENCE:
+            log.warning(
+                "job %d still submitting after %.0f s; change to %s dropped",
+                entry.job,
+                SUBMITTING_PATIENCE,
+                entry.new.value,
+            )
+            return
+        self._deferred.append(entry)
+
+
+def _fqid(job: Any) -> str:
+    try:
+        return str(job.getFQID("."))
+    except Exception:
+        return repr(job)

@@ -1,0 +1,243 @@
+"""The real ganga 8.7.12 with gangamon installed, in headless sessions (`nox -s ganga`)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .session import environment, run_session, script
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("ganga") is None,
+        reason="the ganga package is installed by `nox -s ganga`",
+    ),
+    pytest.mark.realtime,
+]
+
+
+def test_twenty_local_jobs_complete_with_their_postprocessors_run(tmp_path: Path) -> None:
+    figures = run_session(
+        tmp_path,
+        """
+        from ganga import Executable, FileChecker, Job, Local
+        service = gangamon.ganga.install(enable=True)
+        jobs = []
+        for i in range(22):
+            word = "ok" if i < 20 else "nope"
+            command = f"sleep 0.{i % 10}; echo {word}"
+            j = Job(application=Executable(exe="/bin/sh", args=["-c", command]), backend=Local())
+            # Fails a job whose stdout lacks "ok": only a postprocessor can fail an exit 0.
+            checker = FileChecker(files=["stdout"], searchStrings=["ok"], failIfFound=False)
+            j.postprocessors.append(checker)
+            j.submit()
+            jobs.append(j)
+        wait_until(lambda: all(final(j) for j in jobs), 120)
+        report(
+            statuses=[j.status for j in jobs],
+            exitcodes=[j.backend.exitcode for j in jobs],
+            applied=service.statistics().applied,
+        )
+        """,
+    )
+    assert figures["statuses"] == ["completed"] * 20 + ["failed"] * 2
+    assert figures["exitcodes"] == [0] * 22
+    assert figures["applied"] >= 22 * 2  # running, then completed, each through the store
+
+
+def test_a_split_local_job_completes_through_its_subjobs(tmp_path: Path) -> None:
+    figures = run_session(
+        tmp_path,
+        """
+        from ganga import ArgSplitter, Executable, Job, Local
+        service = gangamon.ganga.install(enable=True)
+        j = Job(
+            application=Executable(exe="/bin/sh"),
+            splitter=ArgSplitter(args=[["-c", f"sleep 0.{i}; echo {i}"] for i in range(1, 6)]),
+            backend=Local(),
+        )
+        j.submit()
+        wait_until(lambda: final(j), 60)
+        report(
+            master=j.status,
+            subjobs=[sj.status for sj in j.subjobs],
+            exitcodes=[sj.backend.exitcode for sj in j.subjobs],
+            tracked=service.statistics().applied,
+        )
+        """,
+    )
+    assert figures["master"] == "completed"
+    assert figures["subjobs"] == ["completed"] * 5
+    assert figures["exitcodes"] == [0] * 5
+    assert figures["tracked"] >= 5
+
+
+def test_a_job_the_user_kills_stays_killed(tmp_path: Path) -> None:
+    figures = run_session(
+        tmp_path,
+        """
+        from ganga import Executable, Job, Local
+        service = gangamon.ganga.install(enable=True)
+        j = Job(application=Executable(exe="/bin/sh", args=["-c", "sleep 60"]), backend=Local())
+        j.submit()
+        wait_until(lambda: j.status == "running", 30)
+        j.kill()
+        # gangamon sees the wrapper die without an exit code and stores "failed"; the
+        # writer has dealt with it once it has processed that third change (after added and
+        # running).
+        wait_until(lambda: service.changes_processed >= 3, 30)
+        report(status=j.status, processed=service.changes_processed)
+        """,
+    )
+    assert figures == {"status": "killed", "processed": 3}
+
+
+def test_two_backends_active_together_are_both_monitored(tmp_path: Path) -> None:
+    # Ganga's bug A: its scan starts polling only the backend of the last job it saw.
+    figures = run_session(
+        tmp_path,
+        """
+        from ganga import Executable, Job, Local, PBS
+        local = Job(application=Executable(exe="/bin/sh", args=["-c", "sleep 1"]), backend=Local())
+        local.submit()
+        pbs = stripProxy(Job(backend=PBS()))
+        out = pbs.getOutputWorkspace().getPath()
+        os.makedirs(out, exist_ok=True)
+        # What a PBS job's wrapper leaves behind; no qsub needed to be monitored.
+        with open(os.path.join(out, "__jobstatus__"), "w") as status:
+            status.write("PID: 4242\\nEXITCODE: 0\\n")
+        pbs.status = "submitted"
+        # Both active when monitoring starts: one scan finds both.
+        service = gangamon.ganga.install(enable=True)
+        wait_until(lambda: final(local) and final(pbs), 60)
+        report(local=local.status, pbs=pbs.status, polls=service.statistics().backends["PBS"].calls)
+        """,
+        poll="PBS = 1",
+    )
+    assert (figures["local"], figures["pbs"]) == ("completed", "completed")
+    assert figures["polls"] >= 1
+
+
+def test_enable_disable_cycles_and_repeated_run_monitoring_never_multiply_polling(
+    tmp_path: Path,
+) -> None:
+    # Ganga's bug B: each disable/enable or runMonitoring() call adds a 2 s scan chain.
+    figures = run_session(
+        tmp_path,
+        """
+        service = gangamon.ganga.install(enable=False)
+        from ganga import Job, PBS, disableMonitoring, enableMonitoring, runMonitoring
+        pbs = Job(backend=PBS())
+        stripProxy(pbs).status = "submitted"  # stays submitted: no status file, no heartbeat check
+        for _ in range(3):
+            enableMonitoring()
+            disableMonitoring()
+        enableMonitoring()
+        for _ in range(5):
+            runMonitoring()
+            runMonitoring(pbs)
+            runMonitoring([pbs.id])
+        wait_until(lambda: service.statistics().backends["PBS"].calls >= 1, 30)
+        before = service.statistics().backends["PBS"].calls
+        time.sleep(4.0)  # a measuring window of four PBS intervals, not a wait for an event
+        after = service.statistics().backends["PBS"].calls
+        report(
+            polls=after - before,
+            engines=sum(t.name == "gangamon" for t in threading.enumerate()),
+            writers=sum(t.name == "gangamon-ganga" for t in threading.enumerate()),
+            tracked=service.statistics().backends["PBS"].jobs,
+        )
+        """,
+        poll="PBS = 1",
+    )
+    assert 3 <= figures["polls"] <= 5  # one per second, never one per enable or call
+    assert (figures["engines"], figures["writers"], figures["tracked"]) == (1, 1, 1)
+
+
+def test_run_monitoring_takes_ids_lists_jobs_and_slices_and_names_bad_values(
+    tmp_path: Path,
+) -> None:
+    figures = run_session(
+        tmp_path,
+        """
+        service = gangamon.ganga.install(enable=False)
+        # After install: a name imported before it is Ganga's old bound method.
+        from ganga import Executable, Job, Local, jobs, runMonitoring
+        js = []
+        for i in range(4):
+            app = Executable(exe="/bin/sh", args=["-c", "sleep 0.5"])
+            j = Job(application=app, backend=Local())
+            j.submit()
+            js.append(j)
+        errors = []
+        for bad in ["3", 4.5, 999, [js[0].id, None]]:
+            try:
+                runMonitoring(bad)
+            except Exception as e:
+                errors.append(f"{type(e).__name__}: {e}")
+        runMonitoring(js[0].id)
+        runMonitoring([js[1]])
+        runMonitoring(js[2])
+        runMonitoring(jobs.select(js[3].id, js[3].id))
+        wait_until(lambda: all(final(j) for j in js), 60)
+        report(statuses=[j.status for j in js], errors=errors)
+        """,
+    )
+    assert figures["statuses"] == ["completed"] * 4
+    errors = figures["errors"]
+    assert len(errors) == 4
+    assert "cannot monitor '3'" in errors[0]
+    assert "cannot monitor 4.5" in errors[1]
+    assert "no job with id 999" in errors[2]
+    assert "cannot monitor None in [0, None]" in errors[3]
+    assert all("\n" not in e for e in errors)
+
+
+def test_a_session_with_jobs_running_exits_within_two_seconds(tmp_path: Path) -> None:
+    body = """
+        from ganga import Executable, Job, Local
+        gangamon.ganga.install(enable=True)
+        js = []
+        for i in range(3):
+            j = Job(application=Executable(exe="/bin/sh", args=["-c", "sleep 60"]), backend=Local())
+            j.submit()
+            js.append(j)
+        wait_until(lambda: all(j.status == "running" for j in js), 60)
+        for j in js:
+            print("WRAPPER", stripProxy(j).backend.wrapper_pid[-1], flush=True)
+        print("EXITING", flush=True)
+        """
+    wrappers: list[int] = []
+    with subprocess.Popen(
+        script(body),
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    ) as session:
+        assert session.stdout is not None
+        try:
+            for line in session.stdout:
+                if line.startswith("WRAPPER "):
+                    wrappers.append(int(line.split()[1]))
+                if line.startswith("EXITING"):
+                    break
+            started = time.monotonic()
+            code = session.wait(timeout=30)
+            took = time.monotonic() - started
+        finally:
+            session.kill()
+            for pid in wrappers:  # the jobs outlive the session, as in Ganga; end them here
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+    assert len(wrappers) == 3
+    assert code == 0
+    assert took < 2.0, f"the session took {took:.2f} s to exit"
