@@ -1,5 +1,6 @@
 """`python -m benchmarks [--quick]`: every benchmark, its figures printed beside their goals,
-then one summary line per goal; results in bench-results/results.json."""
+then one summary line per goal; results in bench-results/results.json, the latency
+distributions in bench-results/latency.png."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import platform
 import time
 from pathlib import Path
 
-from . import _summary, dirac_sweep, engine, local, stop, store
+from . import _summary, dirac_sweep, engine, local, plot, stop, store
 from ._summary import Goal
 
 
@@ -75,6 +76,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {args.out}")
+    plot.write_latency_plot(args.out.with_name("latency.png"), plot.latency_series(results))
     print()
     print(_summary.table(goals))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -59,7 +59,10 @@ def _transport(facts: dict[str, Any]) -> DiracHttps:
     return DiracHttps(facts["https"], proxy=Path(facts["proxy"]), ca=Path(facts["ca_file"]))
 
 
-async def _engine_sweeps(facts: dict[str, Any], n: int, latency: float, tmp: Path) -> list[float]:
+async def _engine_sweeps(
+    facts: dict[str, Any], n: int, latency: float, tmp: Path
+) -> tuple[list[float], list[float]]:
+    """Each sweep's time, and every call's duration (as stamped in the backend)."""
     calls = math.ceil(n / CHUNK)
     # Sweeps start on a fixed schedule, each well after the one before has ended.
     interval = 2 * math.ceil(calls / LIMITER) * latency + 0.5
@@ -90,7 +93,8 @@ async def _engine_sweeps(facts: dict[str, Any], n: int, latency: float, tmp: Pat
     stats = monitor.statistics().backends["dirac"]
     assert stats.errors == stats.timeouts == 0, stats
     store.close()
-    return _sweep_times(backend.stamps, calls)
+    durations = [end - start for start, end in backend.stamps]
+    return _sweep_times(backend.stamps, calls), durations
 
 
 async def _raw_sweeps(facts: dict[str, Any], n: int) -> list[float]:
@@ -130,7 +134,7 @@ def measure(*, quick: bool = False) -> list[dict[str, Any]]:
             latency_per_id=0, tail_probability=0,
         ) as facts:  # fmt: skip
             for n in sizes:
-                sweeps = trio.run(_engine_sweeps, facts, n, latency, Path(tmp))
+                sweeps, durations = trio.run(_engine_sweeps, facts, n, latency, Path(tmp))
                 raw = trio.run(_raw_sweeps, facts, n)
                 calls = math.ceil(n / CHUNK)
                 bound = calls * latency / LIMITER
@@ -147,6 +151,7 @@ def measure(*, quick: bool = False) -> list[dict[str, Any]]:
                         "floor": math.ceil(calls / LIMITER) * latency,
                         "fraction_of_bound": bound / steady,
                         "first_fraction_of_bound": bound / sweeps[0],
+                        "call_seconds": durations,
                     }
                 )
     return results
