@@ -12,6 +12,8 @@ from pathlib import Path
 
 from gangamon import NewJob, Status, Store, Transition
 
+from ._summary import Goal
+
 GOAL_PER_SECOND = 20_000
 CYCLE = (Status.SUBMITTED, Status.RUNNING, Status.COMPLETED, Status.SUBMITTED)
 
@@ -48,6 +50,17 @@ def report(result: dict[str, float]) -> None:
         f"{result['per_second']:,.0f}/s (goal >= {GOAL_PER_SECOND:,}/s, "
         f"{result['per_second'] / GOAL_PER_SECOND:.1f}x)"
     )
+
+
+def goals(result: dict[str, float]) -> list[Goal]:
+    return [
+        Goal(
+            "store, transitions/s in batches of 1000",
+            f"{result['per_second']:,.0f}/s",
+            f">= {GOAL_PER_SECOND:,}/s",
+            result["per_second"] >= GOAL_PER_SECOND,
+        )
+    ]
 
 
 if __name__ == "__main__":
