@@ -19,6 +19,14 @@ def latency_series(results: Mapping[str, Any]) -> dict[str, list[float]]:
     series: dict[str, list[float]] = {}
     if (local := results.get("local")) is not None:
         series[f"gangamon local, {local['jobs']} jobs: exit -> stored"] = local["latencies_s"]
+    if (ganga := results.get("ganga_local")) is not None:
+        jobs = ganga["jobs"]
+        series[f"Ganga 8.7.12 own monitor, {jobs} Ganga Local jobs: app exit -> completed"] = ganga[
+            "ganga_latencies_s"
+        ]
+        series[f"gangamon in Ganga, {jobs} Ganga Local jobs: app exit -> completed"] = ganga[
+            "gangamon_latencies_s"
+        ]
     # One series per simulated latency, all sizes together: the call does not depend on N.
     for row in results.get("dirac_sweep", []):
         name = f"gangamon DIRAC getJobsStates, 1000 ids, simulator at {row['latency']} s/call"
