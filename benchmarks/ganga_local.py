@@ -94,9 +94,9 @@ def _summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def measure(jobs: int = JOBS) -> dict[str, Any]:
-    """Both monitors on `jobs` Local jobs each, in one Ganga session (this process)."""
-    tmp = Path(tempfile.mkdtemp(prefix="gangamon-bench-"))
+def measure(tmp: Path, jobs: int = JOBS) -> dict[str, Any]:
+    """Both monitors on `jobs` Local jobs each, in one Ganga session (this process), with
+    Ganga's home, gangadir and configuration in `tmp`."""
     (tmp / "home").mkdir()
     (tmp / "gangarc").write_text(GANGARC.format(gangadir=tmp / "gangadir"))
     ends = tmp / "ends"
@@ -242,14 +242,15 @@ def goals(r: dict[str, Any]) -> list[Goal]:
     ]
 
 
-def measure_in_child() -> dict[str, Any]:
+def measure_in_child(jobs: int = JOBS) -> dict[str, Any]:
     """`measure()` in a process of its own: importing Ganga changes HOME and global state."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="gangamon-bench-") as tmp:
         out = Path(tmp) / "ganga_local.json"
-        # Ganga prints to stdout as it goes and at exit: the result goes to a file.
-        subprocess.run(
-            [sys.executable, "-m", "benchmarks.ganga_local", "--json", str(out)], check=True
-        )
+        # Ganga prints to stdout as it goes and at exit: the result goes to a file. The
+        # directory outlives the child, which cannot remove what its Ganga still holds.
+        command = [sys.executable, "-m", "benchmarks.ganga_local", "--jobs", jobs, "--dir", tmp]
+        command += ["--json", out]
+        subprocess.run([str(c) for c in command], check=True)
         result: dict[str, Any] = json.loads(out.read_text())
     return result
 
@@ -257,13 +258,14 @@ def measure_in_child() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ganga_local")
     parser.add_argument("--jobs", type=int, default=JOBS)
-    parser.add_argument("--json", type=Path, help="write the result to this file, as JSON")
+    # The child's side of measure_in_child: both given, or neither.
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    result = measure(args.jobs)
-    if args.json:
-        args.json.write_text(json.dumps(result))
+    if args.dir is None or args.json is None:
+        report(measure_in_child(args.jobs))
     else:
-        report(result)
+        args.json.write_text(json.dumps(measure(args.dir, args.jobs)))
 
 
 if __name__ == "__main__":
