@@ -14,7 +14,7 @@ from gangamon import MonitorStatistics, NewJob, Status, Store, Transition
 from gangamon._astore import AsyncStore
 from gangamon._service import Snapshot, statistics_path
 from gangamon._supervise import BackendStatistics
-from gangamon._view import active_jobs, collect, render, render_text
+from gangamon._view import CallRates, active_jobs, collect, render, render_text
 from gangamon.cli import main
 
 
@@ -102,3 +102,16 @@ def test_watch_once_reads_the_store_and_the_running_monitor(
     out = capsys.readouterr().out
     assert "no monitor is running" not in out
     assert "2/8" in out  # the limiter column of the running monitor's dirac backend
+
+
+def test_call_rates_are_taken_over_a_window() -> None:
+    rates = CallRates(window=10.0)
+    assert rates.update(0.0, {"d": _health("d", calls=0)}) == {}
+    # Calls come in bursts every 2 s; a view refreshes every 0.25 s.
+    assert rates.update(0.25, {"d": _health("d", calls=8)}) == {"d": 32.0}
+    assert rates.update(0.5, {"d": _health("d", calls=8)}) == {"d": 16.0}
+    latest: dict[str, float] = {}
+    for t in range(1, 31):
+        latest = rates.update(float(t), {"d": _health("d", calls=8 + 4 * t)})
+    # 4 calls per second, measured over the last 10 s, not the last quarter second.
+    assert latest == {"d": pytest.approx(4.0)}

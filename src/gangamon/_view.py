@@ -6,6 +6,7 @@ builds a `View` from the store (and, when a monitor is running, its statistics).
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -143,18 +144,26 @@ def _recent_table(recent: list[Change]) -> Table:
 
 
 class CallRates:
-    """Calls per second of each backend, from successive statistics."""
+    """Calls per second of each backend over the last `window` seconds of statistics.
 
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[float, int]] = {}
+    A window, not the last interval: views refresh several times a second, calls come every
+    poll interval, and a rate over a quarter of a second would read 0 most of the time.
+    """
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self._seen: dict[str, collections.deque[tuple[float, int]]] = {}
 
     def update(self, now: float, health: dict[str, BackendStatistics]) -> dict[str, float]:
         rates = {}
         for name, stats in health.items():
-            then, calls = self._last.get(name, (now, stats.calls))
+            seen = self._seen.setdefault(name, collections.deque())
+            seen.append((now, stats.calls))
+            while len(seen) > 2 and now - seen[1][0] >= self.window:
+                seen.popleft()
+            then, calls = seen[0]
             if now > then:
                 rates[name] = (stats.calls - calls) / (now - then)
-            self._last[name] = (now, stats.calls)
         return rates
 
 
