@@ -351,3 +351,24 @@ async def test_untracking_while_the_writer_writes_is_safe(tmp_path: Path) -> Non
                 monitor.untrack(ids[round_ * 10 : round_ * 10 + 10])
             monitor.stop()
     assert monitor.statistics().backends["grid"].jobs == 0
+
+
+async def test_jobs_another_process_stores_are_picked_up_once(
+    store: Store, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    async with open_monitor(store, [grid]) as monitor:
+        with Store(store.path) as other:  # `gangamon track`, or Ganga, in another process
+            first, second = other.add_jobs(jobs_on("grid", 2))
+            other.add_jobs([NewJob("elsewhere", "7", S.SUBMITTED)])  # not a backend of ours
+        assert await monitor.load_new() == 2
+        assert await monitor.load_new() == 0  # already monitored
+        monitor.untrack([second])
+        with Store(store.path) as other:
+            [third] = other.add_jobs([NewJob("grid", "grid-9", S.SUBMITTED)])
+        assert await monitor.load_new() == 1  # the untracked job is not taken back
+        grid.truth.update({"grid-0": S.RUNNING, "grid-1": S.RUNNING, "grid-9": S.RUNNING})
+        for job in (first, third):
+            assert await monitor.wait_for(job, [S.RUNNING], timeout=60) == S.RUNNING
+        await trio.sleep(60)  # virtual time: several sweeps
+        assert store.get(second).status == S.SUBMITTED  # running at the grid, but untracked
