@@ -24,6 +24,9 @@ def latency_series(results: Mapping[str, Any]) -> dict[str, list[float]]:
         series[f"Ganga 8.7.12 own monitor, {jobs} Ganga Local jobs: app exit -> completed"] = ganga[
             "ganga_latencies_s"
         ]
+        series[f"Ganga 8.7.12, Local polled every 1 s, {jobs} Ganga Local jobs"] = ganga[
+            "ganga_fastest_latencies_s"
+        ]
         series[f"gangamon in Ganga, {jobs} Ganga Local jobs: app exit -> completed"] = ganga[
             "gangamon_latencies_s"
         ]
