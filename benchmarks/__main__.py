@@ -10,7 +10,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import _summary, dirac_sweep, engine, ganga_local, local, plot, stop, store
 from ._summary import Goal
@@ -30,51 +32,35 @@ def main() -> None:
         "quick": args.quick,
     }
     goals: list[Goal] = []
-    results["store"] = store_result = store.measure(batches=10 if args.quick else 50)
-    store.report(store_result)
-    goals += store.goals(store_result)
-    results["engine"] = engine_results = engine.measure(quick=args.quick)
-    engine.report(engine_results)
-    goals += engine.goals(engine_results)
-    results["local"] = local_result = local.measure(200 if args.quick else local.JOBS)
-    local.report(local_result)
-    goals += local.goals(local_result)
+    quick = args.quick
+
+    def step(name: str, module: Any, measure: Callable[[], Any]) -> None:
+        """Measure, print the figures beside their goals, keep the result and the goal lines."""
+        results[name] = result = measure()
+        module.report(result)
+        goals.extend(module.goals(result))
+
+    def skipped(name: str, what: str, package: str, where: str, goal: str) -> None:
+        print(f"{name}: skipped, {package} is not installed ({where} has it)")
+        goals.append(Goal(what, f"not measured: {package} is not installed ({where})", goal, None))
+
+    step("store", store, lambda: store.measure(batches=10 if quick else 50))
+    step("engine", engine, lambda: engine.measure(quick=quick))
+    step("local", local, lambda: local.measure(200 if quick else local.JOBS))
     if importlib.util.find_spec("ganga") is not None:
-        results["ganga_local"] = ganga = ganga_local.measure_in_child()
-        ganga_local.report(ganga)
-        goals += ganga_local.goals(ganga)
+        step("ganga_local", ganga_local, ganga_local.measure_in_child)
     else:
-        print("ganga local: skipped, the ganga package is not installed (nox -s bench has it)")
-        goals.append(
-            Goal(
-                "local exit -> stored: gangamon vs Ganga 8.7.12 defaults",
-                "not measured: ganga not installed",
-                ">= 50x",
-                None,
-            )
-        )
-    results["stop"] = stop_result = stop.measure(quick=args.quick)
-    stop.report(stop_result)
-    goals += stop.goals(stop_result)
-    results["dirac_sweep"] = sweep = dirac_sweep.measure(quick=args.quick)
-    dirac_sweep.report(sweep)
-    goals += dirac_sweep.goals(sweep)
+        what = "local exit -> stored: gangamon vs Ganga 8.7.12 defaults"
+        skipped("ganga local", what, "the ganga package", "nox -s bench", ">= 50x")
+    step("stop", stop, lambda: stop.measure(quick=quick))
+    step("dirac_sweep", dirac_sweep, lambda: dirac_sweep.measure(quick=quick))
     if importlib.util.find_spec("DIRAC") is not None:
         from . import dirac_transport
 
-        results["dirac_transport"] = transport = dirac_transport.measure(quick=args.quick)
-        dirac_transport.report(transport)
-        goals += dirac_transport.goals(transport)
+        step("dirac_transport", dirac_transport, lambda: dirac_transport.measure(quick=quick))
     else:
-        print("dirac transport: skipped, the DIRAC client is not installed (nox -s dirac has it)")
-        goals.append(
-            Goal(
-                "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s",
-                "not measured: DIRAC client not installed (nox -s dirac)",
-                ">= 10x",
-                None,
-            )
-        )
+        what = "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s"
+        skipped("dirac transport", what, "the DIRAC client", "nox -s dirac", ">= 10x")
     results["load_average_at_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - started
     results["summary"] = _summary.as_json(goals)

@@ -101,7 +101,7 @@ FASTEST = "Local = 1\n"
 
 def _ganga_session(tmp: Path, *, fastest: bool = False) -> tuple[Any, Path]:
     """Import Ganga configured to keep its files in `tmp`; (the GPI, the end-times folder)."""
-    (tmp / "home").mkdir()
+    (tmp / "home").mkdir(exist_ok=True)
     settings = GANGARC.format(gangadir=tmp / "gangadir") + (FASTEST if fastest else "")
     (tmp / "gangarc").write_text(settings)
     ends = tmp / "ends"
@@ -155,8 +155,8 @@ def measure(tmp: Path, jobs: int = JOBS) -> dict[str, Any]:
         "gangamon": _summary(our_end),
         "ganga_from_status": _summary(own_status),
         "gangamon_from_status": _summary(our_status),
-        "exit_ganga_s": _exit_time(tmp, gangamon=False),
-        "exit_gangamon_s": _exit_time(tmp, gangamon=True),
+        "exit_ganga_s": session_exit_seconds(tmp, gangamon=False),
+        "exit_gangamon_s": session_exit_seconds(tmp, gangamon=True),
     }
 
 
@@ -186,8 +186,10 @@ print("EXITING", flush=True)
 """
 
 
-def _exit_time(tmp: Path, *, gangamon: bool) -> float:
-    """Seconds from a session's last statement to its process's end, 3 Local jobs running."""
+def session_exit_seconds(tmp: Path, *, gangamon: bool) -> float:
+    """Seconds from a session's last statement to its process's end, 3 Local jobs running
+    (also the bound tests/ganga checks). `RuntimeError` if the session did not exit cleanly."""
+    (tmp / "home").mkdir(exist_ok=True)
     gangadir = tmp / f"exit-{'gangamon' if gangamon else 'ganga'}"
     gangarc = tmp / f"{gangadir.name}.gangarc"
     gangarc.write_text(GANGARC.format(gangadir=gangadir))
@@ -200,6 +202,7 @@ def _exit_time(tmp: Path, *, gangamon: bool) -> float:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tmp,
     ) as session:
         assert session.stdout is not None
         try:

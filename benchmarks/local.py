@@ -11,7 +11,6 @@ package belongs to `nox -s bench` with Ganga installed (issue 8).
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import trio
 
 from gangamon import FINAL, Monitor, NewJob, Status, Store
-from gangamon.backends.local import LocalBackend
+from gangamon.backends.local import LocalBackend, exit_record
 
 from ._summary import Goal
 
@@ -45,8 +44,9 @@ async def _run(tmp: Path, jobs: int) -> list[float]:
 
 
 def _latency(store: Store, job: int) -> float:
-    exit_record = Path(store.get(job).backend_id or "", "exit.json")
-    return store.journal(job=job)[-1].time - float(json.loads(exit_record.read_text())["end"])
+    ended = exit_record(Path(store.get(job).backend_id or ""))
+    assert ended is not None, f"job {job} left no exit record"
+    return store.journal(job=job)[-1].time - ended.end
 
 
 def measure(jobs: int = JOBS) -> dict[str, Any]:

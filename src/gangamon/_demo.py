@@ -9,7 +9,6 @@ stored in a final status other than the one its backend ended in fails the demo.
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import sys
@@ -31,17 +30,10 @@ from ._status import FINAL, Status
 from ._store import NewJob, Store
 from ._view import CallRates, View, active_jobs, collect, render, render_text
 from .backends import BackendSettings
-from .backends.dirac import DiracBackend, DiracHttps, DiracStatus
-from .backends.local import LocalBackend
+from .backends.dirac import DiracBackend, DiracHttps, ganga_status
+from .backends.local import LocalBackend, exit_record
 from .sim._certs import make_credentials
 from .sim.dirac import DiracSim, LatencyModel
-
-#: What a DIRAC job's last state makes of it in Ganga.
-_FINAL_GANGA = {
-    DiracStatus.DONE: Status.COMPLETED,
-    DiracStatus.FAILED: Status.FAILED,
-    DiracStatus.KILLED: Status.KILLED,
-}
 
 
 @dataclass(frozen=True)
@@ -166,30 +158,24 @@ async def _judge(
     wrong = []
     stored = {e.job: e for e in await store.journal() if e.new in FINAL}
     for job, dirac_id in dirac_ids.items():
-        when, state, _ = sim.jobs[dirac_id].path[-1]
+        when, state, minor = sim.jobs[dirac_id].path[-1]
         entry = stored.get(job)
-        if entry is None or entry.new != _FINAL_GANGA[state]:
+        if entry is None or entry.new != ganga_status(state, minor):
             wrong.append(f"dirac job {dirac_id}: ended {state.value}, stored {entry}")
             continue
         final["dirac"][entry.new] = final["dirac"].get(entry.new, 0) + 1
         detection["dirac"].append(entry.time - (when + offset))
     for job in local_refs:
         record = await store.get(job)
-        exit_file = Path(record.backend_id or "") / "exit.json"
-        code, end = _exit(exit_file)
+        ended = exit_record(Path(record.backend_id or ""))
         entry = stored.get(job)
-        expected = Status.COMPLETED if code == 0 else Status.FAILED
-        if entry is None or entry.new != expected:
-            wrong.append(f"local job {record.backend_id}: exit {code}, stored {entry}")
+        expected = None if ended is None else Status.COMPLETED if ended.code == 0 else Status.FAILED
+        if ended is None or entry is None or entry.new != expected:
+            wrong.append(f"local job {record.backend_id}: exit {ended}, stored {entry}")
             continue
         final["local"][entry.new] = final["local"].get(entry.new, 0) + 1
-        detection["local"].append(entry.time - end)
+        detection["local"].append(entry.time - ended.end)
     return detection, final, wrong
-
-
-def _exit(path: Path) -> tuple[int, float]:
-    data = json.loads(path.read_text())
-    return int(data["code"]), float(data["end"])
 
 
 def summary_table(result: DemoResult) -> Table:

@@ -355,11 +355,12 @@ class Store:
         return self.jobs(backend=backend, statuses=ACTIVE)
 
     def count_by_status(self, backend: str | None = None) -> dict[Status, int]:
-        sql = "SELECT status, count(*) FROM jobs"
-        args: tuple[str, ...] = ()
-        if backend is not None:
-            sql, args = sql + " WHERE backend = ?", (backend,)
-        return {Status(s): n for s, n in self._db.execute(sql + " GROUP BY status", args)}
+        """Jobs per status, of one backend or of all."""
+        totals: dict[Status, int] = {}
+        for name, status, n in self.counts():
+            if backend is None or name == backend:
+                totals[status] = totals.get(status, 0) + n
+        return totals
 
     def counts(self) -> list[tuple[str, Status, int]]:
         """(backend, status, number of jobs) for every pair that has jobs."""

@@ -125,7 +125,7 @@ class LocalBackend(Backend):
 
 
 def _final_update(job: JobRef, directory: Path, signal_note: str) -> Update:
-    record = _exit_record(directory)
+    record = exit_record(directory)
     if record is None:
         reason = "the wrapper died without an exit record: killed from outside"
         return Update(job.id, Status.FAILED, "killed", f"{reason}{signal_note}")
@@ -138,7 +138,8 @@ def _final_update(job: JobRef, directory: Path, signal_note: str) -> Update:
     return Update(job.id, Status.FAILED, native, f"exit code {record.code}", record.end)
 
 
-def _exit_record(directory: Path) -> ExitRecord | None:
+def exit_record(directory: Path) -> ExitRecord | None:
+    """The exit code and end time (Unix) the wrapper recorded in a job's directory, if any."""
     data = _read_json(directory / "exit.json")
     if data is None:
         return None

@@ -21,7 +21,11 @@ from typing import Any
 
 from ..backends._protocol import Backend
 from ._select import BadJobSelection as BadJobSelection, select_jobs as select_jobs
-from ._service import GangaHooks as GangaHooks, GangamonService as GangamonService
+from ._service import (
+    WATCHED,
+    GangaHooks as GangaHooks,
+    GangamonService as GangamonService,
+)
 
 log = logging.getLogger("gangamon.ganga")
 
@@ -119,13 +123,9 @@ def _ganga_hooks(current: Any) -> GangaHooks:
             return []
         cache = subjobs.getAllCachedData() if hasattr(subjobs, "getAllCachedData") else None
         if cache is None:
-            return [sj for sj in subjobs if sj.status in ("submitting", "submitted", "running")]
+            return [sj for sj in subjobs if sj.status in WATCHED]
         # Ganga's subjob index: only the active subjobs are loaded.
-        return [
-            subjobs[i]
-            for i in range(len(subjobs))
-            if cache[i].get("status") in ("submitting", "submitted", "running")
-        ]
+        return [subjobs[i] for i in range(len(subjobs)) if cache[i].get("status") in WATCHED]
 
     def status_of(job: Any) -> str:
         return str(lazyLoadJobStatus(stripProxy(job)))

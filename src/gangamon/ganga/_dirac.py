@@ -21,9 +21,13 @@ from .._status import Status
 from .._store import JournalEntry, NewJob
 
 
+def is_dirac_class(cls: type) -> bool:
+    """Whether a Ganga backend class is a Dirac one (DiracBase or a subclass: LHCb's Dirac)."""
+    return any(c.__name__ == "DiracBase" for c in cls.__mro__)
+
+
 def is_dirac(backend: Any) -> bool:
-    """Whether a Ganga backend object is a Dirac one (DiracBase or a subclass: LHCb's Dirac)."""
-    return any(c.__name__ == "DiracBase" for c in type(backend).__mro__)
+    return is_dirac_class(type(backend))
 
 
 def dirac_new_job(name: str, job: Any, status: Status) -> NewJob | None:

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .._engine import MonitorStatistics
-from .._status import Status, parse_status
+from .._status import ACTIVE, Status, parse_status
 from .._store import JournalEntry, NewJob
 from ..backends._protocol import Backend, BackendSettings, JobRef
 from ..embed import EmbeddedMonitor
-from ._dirac import DiracApplier, dirac_new_job, is_dirac
+from ._dirac import DiracApplier, dirac_new_job, is_dirac, is_dirac_class
 from ._legacy import legacy_backend, poll_interval
 from ._local import GangaLocalBackend, LocalJob
 from ._select import select_jobs
@@ -39,8 +39,9 @@ from ._writer import Applier, GangaWriter, PlainApplier, Target
 
 log = logging.getLogger("gangamon.ganga")
 
-#: The statuses Ganga's monitor looks at; completing jobs are left to Ganga's recovery.
-_WATCHED = {"submitting", "submitted", "running"}
+#: The statuses Ganga's monitor looks at: the active ones but completing, which is left to
+#: Ganga's own recovery.
+WATCHED = frozenset(s.value for s in ACTIVE - {Status.COMPLETING})
 
 
 class LocalApplier:
@@ -105,7 +106,7 @@ class GangamonService:
         self._legacy = {
             name: cls
             for name, cls in hooks.backend_classes().items()
-            if name != "Local" and not (dirac is not None and _is_dirac_class(cls))
+            if name != "Local" and not (dirac is not None and is_dirac_class(cls))
         }
         self._enables = 0
         # Both touched only in the writer thread while running, and under the lock otherwise.
@@ -171,7 +172,7 @@ class GangamonService:
         if writer is None:
             return False
         for job in selected:
-            if hooks.status_of(job) in _WATCHED:
+            if hooks.status_of(job) in WATCHED:
                 writer.request_track(job)
         return True
 
@@ -283,7 +284,7 @@ class GangamonService:
 
     def _new_job(self, job: Any) -> tuple[NewJob, Applier] | None:
         status = self.hooks.status_of(job)
-        if status not in _WATCHED:
+        if status not in WATCHED:
             return None
         # Tracked from the submitted-hook, the job is still submitting: it is submitted by
         # the time anything can happen to it.
@@ -303,7 +304,3 @@ class GangamonService:
             log.warning("gangamon: Ganga backend %r is not monitored (no such plugin)", name)
             return None
         return NewJob(name, str(job.getFQID(".")), start), PlainApplier()
-
-
-def _is_dirac_class(cls: type) -> bool:
-    return any(c.__name__ == "DiracBase" for c in cls.__mro__)
