@@ -46,11 +46,32 @@ class SimJob:
     path: list[tuple[float, D, str]] = field(default_factory=list)
     application_status: str = "Unknown"
     site: str = "ANY"
+    #: The steps' times, and each step's getJobsStates record: made once, as a sweep looks up
+    #: 10^5 jobs (the records are shared: not to be changed).
+    _times: list[float] = field(init=False, repr=False)
+    _states: list[dict[str, str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._times = [when for when, _, _ in self.path]
+        self._states = [
+            {
+                "Status": status.value,
+                "MinorStatus": minor,
+                "ApplicationStatus": self.application_status,
+            }
+            for _, status, minor in self.path
+        ]
+
+    def _step_at(self, now: float) -> int:
+        return max(bisect.bisect_right(self._times, now) - 1, 0)
 
     def state_at(self, now: float) -> tuple[D, str]:
-        i = bisect.bisect_right(self.path, now, key=lambda step: step[0]) - 1
-        _, status, minor = self.path[max(i, 0)]
+        _, status, minor = self.path[self._step_at(now)]
         return status, minor
+
+    def states_at(self, now: float) -> dict[str, str]:
+        """Status, MinorStatus and ApplicationStatus at `now`, as getJobsStates has them."""
+        return self._states[self._step_at(now)]
 
     def finished_at(self) -> float:
         return self.path[-1][0]

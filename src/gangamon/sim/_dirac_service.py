@@ -1,7 +1,9 @@
 """The DIRAC service methods the simulator answers, over simulated jobs. Sans-IO.
 
-Each handler takes the decoded positional arguments and returns an S_OK/S_ERROR structure,
-as DIRAC's JobMonitoring and SandboxStore handlers do. Unknown job ids are silently left out.
+Each handler takes the decoded positional arguments and the server time of the call, and
+returns an S_OK/S_ERROR structure, as DIRAC's JobMonitoring and SandboxStore handlers do.
+Unknown job ids are silently left out. Handlers only read the jobs: the simulator runs them
+in worker threads, as DIRAC runs its handlers.
 """
 
 from __future__ import annotations
@@ -41,11 +43,10 @@ def _job_ids(arg: object) -> list[int] | None:
 
 
 class JobMonitoring:
-    """WorkloadManagement/JobMonitoring over `jobs`, at the time `now()` says."""
+    """WorkloadManagement/JobMonitoring over `jobs`."""
 
-    def __init__(self, jobs: Mapping[int, SimJob], now: Callable[[], float]) -> None:
+    def __init__(self, jobs: Mapping[int, SimJob]) -> None:
         self.jobs = jobs
-        self.now = now
         self.methods: dict[str, Callable[..., Result]] = {
             "getJobsStatus": self._per_job(lambda j, t: {"Status": j.state_at(t)[0].value}),
             "getJobsMinorStatus": self._per_job(lambda j, t: {"MinorStatus": j.state_at(t)[1]}),
@@ -53,45 +54,35 @@ class JobMonitoring:
                 lambda j, t: {"ApplicationStatus": j.application_status}
             ),
             "getJobsSites": self._per_job(lambda j, t: {"Site": j.site}),
-            "getJobsStates": self._per_job(self._states),
+            "getJobsStates": self._per_job(lambda j, t: j.states_at(t)),
             "getJobsSummary": self._per_job(self._summary),
             "getJobParameters": self._per_job(self._parameters),
             "getJobLoggingInfo": self._logging_info,
         }
 
-    def call(self, method: str, args: list[Any]) -> Result:
+    def call(self, method: str, args: list[Any], now: float) -> Result:
         handler = self.methods.get(method)
         if handler is None:
             return s_error(f"Unknown method {method}", 38)
         try:
-            return handler(*args)
+            return handler(now, *args)
         except TypeError:
             return s_error(f"Wrong number of arguments for {method}: {len(args)}")
 
     def _per_job(self, describe: Callable[[SimJob, float], object]) -> Callable[..., Result]:
-        def handler(ids: object, *_rest: object) -> Result:
+        def handler(now: float, ids: object, *_rest: object) -> Result:
             wanted = _job_ids(ids)
             if wanted is None:
                 return s_error(f"Type mismatch in parameter 0: {type(ids).__name__}")
-            t = self.now()
-            return s_ok({i: describe(self.jobs[i], t) for i in wanted if i in self.jobs})
+            return s_ok({i: describe(self.jobs[i], now) for i in wanted if i in self.jobs})
 
         return handler
 
     @staticmethod
-    def _states(job: SimJob, t: float) -> dict[str, str]:
-        status, minor = job.state_at(t)
-        return {
-            "Status": status.value,
-            "MinorStatus": minor,
-            "ApplicationStatus": job.application_status,
-        }
-
-    @classmethod
-    def _summary(cls, job: SimJob, t: float) -> dict[str, object]:
+    def _summary(job: SimJob, t: float) -> dict[str, object]:
         times = {"SubmissionTime": _wall(job.submitted, t), "LastUpdateTime": _wall(t, t)}
         return {
-            **cls._states(job, t),
+            **job.states_at(t),
             "JobID": job.id,
             "Site": job.site,
             "Owner": "simuser",
@@ -102,20 +93,19 @@ class JobMonitoring:
     def _parameters(job: SimJob, t: float) -> dict[str, object]:
         return {"CPUNormalizationFactor": 10.0, "NormCPUTime(s)": 42, "HostName": "wn.sim"}
 
-    def _logging_info(self, job_id: object) -> Result:
+    def _logging_info(self, now: float, job_id: object) -> Result:
         if not isinstance(job_id, int) or job_id not in self.jobs:
             return s_error(f"No Logging information for job {job_id}")
-        t = self.now()
         rows = [
             [
                 status.value,
                 minor,
                 "Unknown",
-                _wall(when, t).strftime("%Y-%m-%d %H:%M:%S"),
+                _wall(when, now).strftime("%Y-%m-%d %H:%M:%S"),
                 "JobWrapper",
             ]
             for when, status, minor in self.jobs[job_id].path
-            if when <= t
+            if when <= now
         ]
         return s_ok(rows)
 
@@ -123,10 +113,10 @@ class JobMonitoring:
 class SandboxStore:
     """WorkloadManagement/SandboxStore: where each finished job's output sandbox lies."""
 
-    def __init__(self, jobs: Mapping[int, SimJob], now: Callable[[], float], base_url: str):
-        self.jobs, self.now, self.base_url = jobs, now, base_url
+    def __init__(self, jobs: Mapping[int, SimJob], base_url: str):
+        self.jobs, self.base_url = jobs, base_url
 
-    def call(self, method: str, args: list[Any]) -> Result:
+    def call(self, method: str, args: list[Any], now: float) -> Result:
         if method != "getSandboxesAssignedToEntity" or len(args) != 1:
             return s_error(f"Unknown method {method}", 38)
         entity = args[0]
@@ -135,7 +125,7 @@ class SandboxStore:
             job = self.jobs[int(number)] if kind == "Job" else None
         except (ValueError, KeyError):
             job = None
-        if job is None or job.state_at(self.now())[0].value not in ("Done", "Failed", "Completed"):
+        if job is None or job.state_at(now)[0].value not in ("Done", "Failed", "Completed"):
             return s_ok({})
         return s_ok({"Output": [f"SB:SimSandboxSE|{self.base_url}/sandbox/{job.id}.tar.bz2"]})
 

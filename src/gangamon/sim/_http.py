@@ -1,7 +1,12 @@
-"""The simulator's HTTPS face: DIRAC's Tornado form protocol, with h11 on trio streams."""
+"""The simulator's HTTPS face: DIRAC's Tornado form protocol, with h11 on trio streams.
+
+DIRAC's Tornado server runs with `compress_response`: a JSON reply of 1 KiB or more goes
+gzipped (level 6) to a client that accepts gzip, as Tornado's GZipContentEncoding does.
+"""
 
 from __future__ import annotations
 
+import gzip
 from typing import TYPE_CHECKING
 
 import h11
@@ -14,6 +19,9 @@ if TYPE_CHECKING:
     from .dirac import DiracSim
 
 Reply = tuple[int, str, bytes]
+
+_GZIP_MIN_LENGTH = 1024
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
@@ -35,6 +43,9 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
                 return  # reset, or the client hung up
             status, content_type, payload = reply
             headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+            # JSON text never starts with gzip's magic: a reply that does was compressed.
+            if content_type == "application/json" and payload.startswith(_GZIP_MAGIC):
+                headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
             # One write: separate small writes meet the peer's delayed ACK (tens of ms).
             response = conn.send(h11.Response(status_code=status, headers=headers)) or b""
             response += (conn.send(h11.Data(data=payload)) or b"") + (
@@ -70,7 +81,8 @@ async def _respond(
     except WireError as e:
         return 400, "text/plain", str(e).encode()
     service = f"{system}/{section.removeprefix('Tornado')}"
-    result = await sim.call(stream, service, method, args, jencode, arrived=arrived)
+    encode = _gzipped_json if _accepts_gzip(request) else jencode
+    result = await sim.call(stream, service, method, args, encode, arrived=arrived)
     if result is Hangup.RESET:
         return None
     if result is Hangup.HTTP500:
@@ -82,3 +94,14 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
     while (event := conn.next_event()) is h11.NEED_DATA:
         conn.receive_data(bytes(await stream.receive_some(65536)))
     return event
+
+
+def _accepts_gzip(request: h11.Request) -> bool:
+    return any(
+        name == b"accept-encoding" and b"gzip" in value.lower() for name, value in request.headers
+    )
+
+
+def _gzipped_json(result: dict[str, object]) -> bytes:
+    data = jencode(result)
+    return gzip.compress(data, compresslevel=6) if len(data) >= _GZIP_MIN_LENGTH else data

@@ -35,6 +35,11 @@ from ._http import http_connection
 
 FAULTS = ("s_error", "http500", "reset", "hang")
 
+#: trio's timers wake in whole milliseconds, rounded up (epoll's timeout), so a reply that
+#: waits for its exact time leaves about 0.5 ms late on average; aiming this much early puts
+#: the average on time (measured: p50 lateness 0.85 ms, then 0.44 ms with the scheduling).
+_HALF_TIMER_TICK = 0.0005
+
 
 @dataclass(frozen=True, slots=True)
 class SimUrls:
@@ -103,9 +108,9 @@ class DiracSim:
         self._waiting = 0
         self._faults: list[str] = []
         self._next_id = 1000
-        self._sandbox = SandboxStore(self.jobs, self._now, "")
+        self._sandbox = SandboxStore(self.jobs, "")
         self.services: dict[str, JobMonitoring | SandboxStore] = {
-            "WorkloadManagement/JobMonitoring": JobMonitoring(self.jobs, self._now),
+            "WorkloadManagement/JobMonitoring": JobMonitoring(self.jobs),
             "WorkloadManagement/SandboxStore": self._sandbox,
         }
 
@@ -238,17 +243,20 @@ class DiracSim:
         try:
             # The latency is the whole service time: the work, encoding included, is done
             # first and the reply waits out the rest, so the simulator's own CPU does not add
-            # to the model's.
+            # to the model's. The work runs in a thread, as DIRAC's handlers do: meanwhile
+            # this loop goes on taking requests and sending replies on time.
             done_at = started + self.latency.draw(self.rng, len(ids))
             fault = self._faults.pop(0) if self._faults else None
             if fault is not None:
                 stats.faults_served[fault] += 1
             if fault == "s_error":
-                result = s_error("Simulated DIRAC failure: database went away")
+                reply = encode(s_error("Simulated DIRAC failure: database went away"))
             else:
-                result = service.call(method, args)
-            reply = encode(result)
-            await trio.sleep_until(done_at)
+                now = self._now()
+                reply = await trio.to_thread.run_sync(
+                    lambda: encode(service.call(method, args, now))
+                )
+            await trio.sleep_until(done_at - _HALF_TIMER_TICK)
             if fault == "hang":
                 await stream.receive_some(1)  # until the client gives up and hangs up
                 return Hangup.RESET

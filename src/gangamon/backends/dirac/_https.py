@@ -1,8 +1,13 @@
 """DIRAC over HTTPS with httpx: the proxy as client certificate, connections kept alive.
 
 DIRAC's own TornadoClient builds a new session, SSL context and TLS handshake for every call
-(about 24 ms of CPU each); here one client and one SSL context serve every call, and the
-connection pool keeps connections open between calls.
+(about 24 ms of CPU each); here one SSL context and httpx's connection pool serve every call,
+and connections stay open between calls.
+
+Calls go straight to httpx's transport: a DIRAC call needs none of the client's layers above
+it (cookies, auth flows, redirects, URL merging), which cost about 0.4 ms of CPU per call, a
+fifth of the whole at 1000 ids. Replies are accepted gzipped, as DIRAC's Tornado server sends
+them (`compress_response`): a reply for 1000 jobs shrinks from 88 KB to a few.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ class DiracHttps:
         self.proxy = proxy
         self.ca = ca
         self._pool = pool
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._endpoints: dict[tuple[str, str], httpx.URL] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self.ca is not None and self.ca.is_dir():
@@ -54,17 +60,19 @@ class DiracHttps:
         )
         limits = httpx.Limits(max_connections=self._pool, max_keepalive_connections=self._pool)
         # No httpx timeout: the engine puts its own deadline on every call.
-        async with httpx.AsyncClient(verify=verify, limits=limits, timeout=None) as client:
-            self._client = client
+        async with httpx.AsyncHTTPTransport(verify=verify, limits=limits) as transport:
+            self._transport = transport
             try:
                 yield self
             finally:
-                self._client = None
+                self._transport = None
 
-    def _session_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("DiracHttps used outside `async with transport.session()`")
-        return self._client
+    def _endpoint(self, system: str, service: str) -> httpx.URL:
+        key = (system, service)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = httpx.URL(f"{self.url}/{system}/Tornado{service}")
+        return endpoint
 
     async def call(self, system: str, service: str, method: str, *args: object) -> Any:
         """One RPC; returns the S_OK value. Raises `DiracError` for an S_ERROR, `BackendError`
@@ -90,35 +98,41 @@ class DiracHttps:
 
     async def _post(
         self, system: str, service: str, method: str, args: tuple[object, ...]
-    ) -> tuple[str, bytes]:
+    ) -> tuple[httpx.URL, bytes]:
         """(endpoint, body of the 200 reply) of one call; HTTP and transport failures raised."""
-        client = self._session_client()
-        endpoint = f"{self.url}/{system}/Tornado{service}"
-        try:
-            response = await client.post(
-                endpoint,
-                content=tornado_body(method, list(args)),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-        except httpx.HTTPError as e:
-            raise BackendError(f"{method} at {endpoint}: {type(e).__name__}: {e}") from None
-        if response.status_code in (401, 403):
+        endpoint = self._endpoint(system, service)
+        request = httpx.Request(
+            "POST", endpoint, headers=_POST, content=tornado_body(method, list(args))
+        )
+        status, body = await self._send(request, f"{method} at {endpoint}")
+        if status in (401, 403):
             raise BackendUnavailable(
-                f"DIRAC at {endpoint} refused our credentials "
-                f"({response.status_code}): check the proxy"
+                f"DIRAC at {endpoint} refused our credentials ({status}): check the proxy"
             )
-        if response.status_code != 200:
-            raise BackendError(
-                f"{method} at {endpoint}: HTTP {response.status_code}: {response.text[:200]!r}"
-            )
-        return endpoint, response.content
+        if status != 200:
+            raise BackendError(f"{method} at {endpoint}: HTTP {status}: {body[:200]!r}")
+        return endpoint, body
 
     async def download(self, url: str) -> bytes:
-        """GET a file (an output sandbox) with the same client and credentials."""
+        """GET a file (an output sandbox) over the same connections and credentials."""
+        status, body = await self._send(httpx.Request("GET", url), f"download of {url}")
+        if status != 200:
+            raise BackendError(f"download of {url}: HTTP {status}")
+        return body
+
+    async def _send(self, request: httpx.Request, what: str) -> tuple[int, bytes]:
+        """(status, decoded body) of one request; transport failures as `BackendError`."""
+        if self._transport is None:
+            raise RuntimeError("DiracHttps used outside `async with transport.session()`")
         try:
-            response = await self._session_client().get(url)
+            response = await self._transport.handle_async_request(request)
+            try:
+                return response.status_code, await response.aread()
+            finally:
+                await response.aclose()
         except httpx.HTTPError as e:
-            raise BackendError(f"download of {url}: {type(e).__name__}: {e}") from None
-        if response.status_code != 200:
-            raise BackendError(f"download of {url}: HTTP {response.status_code}")
-        return response.content
+            raise BackendError(f"{what}: {type(e).__name__}: {e}") from None
+
+
+#: DIRAC's Tornado server gzips JSON replies for a client that accepts it, as its own does.
+_POST = {"Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding": "gzip"}
