@@ -48,7 +48,8 @@ def main() -> None:
     step("engine", engine, lambda: engine.measure(quick=quick))
     step("local", local, lambda: local.measure(200 if quick else local.JOBS))
     if importlib.util.find_spec("ganga") is not None:
-        step("ganga_local", ganga_local, ganga_local.measure_in_child)
+        jobs = ganga_local.QUICK_JOBS if quick else ganga_local.JOBS
+        step("ganga_local", ganga_local, lambda: ganga_local.measure_in_child(jobs))
     else:
         what = "local exit -> stored: gangamon vs Ganga 8.7.12 defaults"
         skipped("ganga local", what, "the ganga package", "nox -s bench", ">= 50x")
