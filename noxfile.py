@@ -15,6 +15,7 @@ nox.options.sessions = ["tests", "lint"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 GANGA_VERSION = "8.7.12"
+DIRAC_VERSION = "9.1.22"
 
 
 def _install(session: nox.Session, group: str) -> None:
@@ -61,13 +62,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-DIRAC_VERSION = "9.1.22"
-
-
-@nox.session(python="3.11", default=False)
-def dirac(session: nox.Session) -> None:
-    """The real DIRAC client against our simulator (HTTPS and dips), and the transport
-    benchmark beside it.
+def _install_dirac_client(session: nox.Session) -> None:
+    """The real DIRAC client, DIRAC_VERSION, into the session's venv.
 
     DIRAC's wheel cannot be installed as is: M2Crypto builds only with swig on PATH (swig from
     PyPI, with SWIG_LIB pointing into it), and gfal2-python needs a C library Debian's Python
@@ -75,7 +71,8 @@ def dirac(session: nox.Session) -> None:
     DIRAC without dependencies. The client side needs nothing of gfal2.
     """
     session.install("swig")
-    swig = session.run(
+    # run_install: these are install steps, to be run under --install-only too.
+    swig = session.run_install(
         "python",
         "-c",
         "import os, swig; print(os.path.join(os.path.dirname(swig.__file__), 'data'))",
@@ -89,10 +86,19 @@ def dirac(session: nox.Session) -> None:
     wrapper.symlink_to(Path(swig, "bin", "swig"))
     env = {"PATH": f"{swig}/bin:{os.environ['PATH']}", "SWIG_LIB": str(swig_lib)}
     wheels = Path(session.create_tmp()) / "dirac-wheel"
-    session.run("pip", "download", "--no-deps", "-q", "-d", str(wheels), f"DIRAC=={DIRAC_VERSION}")
+    session.run_install(
+        "pip", "download", "--no-deps", "-q", "-d", str(wheels), f"DIRAC=={DIRAC_VERSION}"
+    )
     wheel = next(wheels.glob("*.whl"))
     session.install(*_client_requirements(wheel), env=env)
     session.install("--no-deps", str(wheel))
+
+
+@nox.session(python="3.11", default=False)
+def dirac(session: nox.Session) -> None:
+    """The real DIRAC client against our simulator (HTTPS and dips), and the transport
+    benchmark beside it."""
+    _install_dirac_client(session)
     _install(session, "test")
     session.run("pytest", "tests/test_dirac_client.py", "-p", "no:cacheprovider", *session.posargs)
     session.run("python", "-m", "benchmarks.dirac_transport")
