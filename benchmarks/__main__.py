@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _summary, dirac_sweep, engine, ganga_local, local, plot, stop, store
+from . import _summary, dirac_sweep, dirac_transport, engine, ganga_local, local, plot, stop, store
 from ._summary import Goal
 
 
@@ -55,8 +55,6 @@ def main() -> None:
     step("stop", stop, lambda: stop.measure(quick=quick))
     step("dirac_sweep", dirac_sweep, lambda: dirac_sweep.measure(quick=quick))
     if importlib.util.find_spec("DIRAC") is not None:
-        from . import dirac_transport
-
         step("dirac_transport", dirac_transport, lambda: dirac_transport.measure(quick=quick))
     else:
         what = "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s"
