@@ -58,7 +58,7 @@ def main() -> None:
         step("dirac_transport", dirac_transport, lambda: dirac_transport.measure(quick=quick))
     else:
         what = "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s"
-        skipped("dirac transport", what, "the DIRAC client", "nox -s dirac", ">= 10x")
+        skipped("dirac transport", what, "the DIRAC client", "nox -s bench", ">= 10x")
     results["load_average_at_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - started
     results["summary"] = _summary.as_json(goals)

@@ -5,7 +5,8 @@ per call), with 8 calls in flight: ours as 8 trio tasks on one kept-alive httpx 
 DIRAC's as 8 threads each making a JobMonitoringClient call (its usual way: a new
 TornadoClient and TLS handshake per call), in a child process: DIRAC.initialize changes
 os.environ and DIRAC's global state for the rest of its process. Goal (issue 4): 10 times the
-stock client's calls per second. Needs the DIRAC client (`nox -s dirac` installs it).
+stock client's calls per second. Needs the DIRAC client (`nox -s bench` and `nox -s dirac`
+install it).
 """
 
 from __future__ import annotations
