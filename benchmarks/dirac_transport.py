@@ -82,7 +82,7 @@ def _stock_in_child(facts: dict[str, Any], calls: int) -> tuple[float, float]:
     global configuration for the rest of its process, which must not be the bench runner's."""
     with tempfile.TemporaryDirectory(prefix="gangamon-bench-") as tmp:
         out = Path(tmp) / "stock.json"
-        # DIRAC logs to stdout: the result goes to a file.
+        # DIRAC's logger writes to stdout by default: the result goes to a file.
         command = [sys.executable, "-m", "benchmarks.dirac_transport", "--calls", str(calls)]
         command += ["--facts", json.dumps(facts), "--json", str(out)]
         subprocess.run(command, check=True)
