@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _summary, dirac_sweep, engine, ganga_local, local, plot, stop, store
+from . import _summary, dirac_sweep, dirac_transport, engine, ganga_local, local, plot, stop, store
 from ._summary import Goal
 
 
@@ -56,12 +56,10 @@ def main() -> None:
     step("stop", stop, lambda: stop.measure(quick=quick))
     step("dirac_sweep", dirac_sweep, lambda: dirac_sweep.measure(quick=quick))
     if importlib.util.find_spec("DIRAC") is not None:
-        from . import dirac_transport
-
         step("dirac_transport", dirac_transport, lambda: dirac_transport.measure(quick=quick))
     else:
         what = "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s"
-        skipped("dirac transport", what, "the DIRAC client", "nox -s dirac", ">= 10x")
+        skipped("dirac transport", what, "the DIRAC client", "nox -s bench", ">= 10x")
     results["load_average_at_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - started
     results["summary"] = _summary.as_json(goals)
