@@ -13,8 +13,9 @@ import trio
 import trio.testing
 
 from gangamon import AsyncStore, BackendSettings, Monitor, NewJob, Status, Store
+from gangamon.backends import BackendError, JobRef
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D, ganga_status
-from gangamon.backends.dirac._wire import decode_job_states, tornado_body
+from gangamon.backends.dirac._wire import JobState, decode_job_states, tornado_body
 from gangamon.sim._certs import Credentials, make_credentials
 from gangamon.sim.dirac import DiracSim, LatencyModel
 
@@ -219,3 +220,33 @@ async def test_json_replies_are_gzipped_as_dirac_tornado_server_does(
     assert (response.headers.get("Content-Encoding") == "gzip") is gzipped
     assert len(response.content) >= 1024 or not gzipped  # decoded by httpx
     assert sorted(decode_job_states(response.content)) == wanted
+
+
+async def test_poll_maps_each_state_and_names_an_unknown_one(tmp_path: Path) -> None:
+    # The (Status, MinorStatus) memo must not blur states: same status, other minor status.
+    replies: list[dict[int, JobState]] = [
+        {
+            1: JobState("Completed", "Pending Requests"),
+            2: JobState("Completed", "Uploading Output Data"),
+            3: JobState("Done", "Execution Complete"),
+            4: JobState("Received", "Job accepted"),
+        },
+        {1: JobState("Exploded", "Boom")},
+    ]
+
+    class Replay:
+        proxy = None
+
+        async def job_states(self, ids: list[int]) -> dict[int, JobState]:
+            return replies.pop(0)
+
+    b = DiracBackend(Replay(), output_dir=tmp_path)  # type: ignore[arg-type]
+    jobs = [JobRef(10 + i, str(i), Status.SUBMITTED, "Received") for i in (1, 2, 3, 4)]
+    updates = {u.job: (u.status, u.native_status) for u in await b.poll(jobs)}
+    assert updates == {
+        11: (Status.RUNNING, "Completed"),
+        12: (Status.RUNNING, "Completed"),
+        13: (Status.COMPLETED, "Done"),
+    }  # job 14 is unchanged: no update
+    with pytest.raises(BackendError, match=r"DIRAC job 1: .*'Exploded'"):
+        await b.poll(jobs[:1])
