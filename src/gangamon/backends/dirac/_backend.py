@@ -36,6 +36,7 @@ class DiracTransport(Protocol):
     async def download(self, url: str) -> bytes: ...
 
 
+#: How many distinct (Status, MinorStatus) pairs `DiracBackend.poll` remembers the mapping of.
 _MAPPED_LIMIT = 4096
 
 #: Ganga polls DIRAC every 50 s in chunks of 1000; we keep the chunk and bound the calls.

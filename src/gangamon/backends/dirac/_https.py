@@ -23,6 +23,10 @@ import httpx
 from .._protocol import BackendError, BackendUnavailable
 from ._wire import JobState, WireError, decode_job_states, jdecode, tornado_body, unwrap
 
+#: Headers of a call. DIRAC's Tornado server gzips JSON replies for a client that accepts it,
+#: and its own client does.
+_POST = {"Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding": "gzip"}
+
 
 class DiracHttps:
     """Calls to DIRAC's Tornado services at `url` (scheme, host and port only).
@@ -132,7 +136,3 @@ class DiracHttps:
                 await response.aclose()
         except httpx.HTTPError as e:
             raise BackendError(f"{what}: {type(e).__name__}: {e}") from None
-
-
-#: DIRAC's Tornado server gzips JSON replies for a client that accepts it, as its own does.
-_POST = {"Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding": "gzip"}
