@@ -12,6 +12,7 @@ from gangamon.backends.dirac._states import (
     DIRAC_TRANSITIONS,
     UnknownDiracStatus,
     parse_dirac_status,
+    reported_state,
 )
 from gangamon.sim._dirac_model import Outcomes, draw_path
 
@@ -70,6 +71,15 @@ def test_every_dirac_status_has_a_ganga_meaning(dirac: str, ganga: str) -> None:
 def test_uploading_output_data_stays_running() -> None:
     assert ganga_status(D.DONE, "Uploading Output Data") == Status.RUNNING
     assert ganga_status(D.FAILED, "Uploading Output Data") == Status.FAILED
+
+
+@given(st.sampled_from(list(D)), st.sampled_from([None, "", "Uploading Output Data", "Other"]))
+def test_reported_state_is_the_mapping_however_often_asked(dirac: D, minor: str | None) -> None:
+    # Cached: the same answer the first time and every time after.
+    for _ in range(2):
+        assert reported_state(dirac.value, minor) == (dirac.value, ganga_status(dirac, minor))
+    with pytest.raises(UnknownDiracStatus):
+        reported_state(dirac.value.lower(), minor)  # DIRAC's statuses are case-sensitive
 
 
 @pytest.mark.parametrize("bad", ["done", "Finished", "", None, 7])

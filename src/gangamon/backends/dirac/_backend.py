@@ -16,7 +16,7 @@ import trio
 from ..._status import Status
 from .._protocol import Backend, BackendError, BackendSettings, JobRef, Update
 from ._proxy import check_proxy
-from ._states import UnknownDiracStatus, ganga_status, parse_dirac_status
+from ._states import UnknownDiracStatus, reported_state
 from ._wire import DiracError, JobState
 
 log = logging.getLogger("gangamon.dirac")
@@ -35,9 +35,6 @@ class DiracTransport(Protocol):
 
     async def download(self, url: str) -> bytes: ...
 
-
-#: How many distinct (Status, MinorStatus) pairs `DiracBackend.poll` remembers the mapping of.
-_MAPPED_LIMIT = 4096
 
 #: Ganga polls DIRAC every 50 s in chunks of 1000; we keep the chunk and bound the calls.
 DIRAC_SETTINGS = BackendSettings(
@@ -75,9 +72,6 @@ class DiracBackend(Backend):
         self.output_dir = output_dir
         self.settings = settings
         self.name = name
-        #: (Status, MinorStatus) -> (DIRAC status, Ganga status): a reply holds 1000 jobs in a
-        #: handful of distinct states, and mapping each anew was most of its CPU.
-        self._mapped: dict[tuple[str, str | None], tuple[str, Status]] = {}
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[None]:
@@ -117,22 +111,14 @@ class DiracBackend(Backend):
         if not ids:
             return []
         updates = []
-        mapped = self._mapped
-        if len(mapped) > _MAPPED_LIMIT:
-            mapped.clear()  # minor statuses are free text: keep the memo bounded
         for dirac_id, state in (await self.transport.job_states(list(ids))).items():
             asked = ids.get(dirac_id)
             if asked is None:
                 raise BackendError(f"getJobsStates answered job {dirac_id}, not asked about")
-            key = (state.Status, state.MinorStatus)
-            known = mapped.get(key)
-            if known is None:
-                try:
-                    status = parse_dirac_status(state.Status)
-                except UnknownDiracStatus as e:
-                    raise BackendError(f"DIRAC job {dirac_id}: {e}") from None
-                known = mapped[key] = (status.value, ganga_status(status, state.MinorStatus))
-            native, ganga = known
+            try:
+                native, ganga = reported_state(state.Status, state.MinorStatus)
+            except UnknownDiracStatus as e:
+                raise BackendError(f"DIRAC job {dirac_id}: {e}") from None
             if ganga != asked.status or native != asked.native_status:
                 updates.append(Update(asked.id, ganga, native, state.MinorStatus or ""))
         return updates

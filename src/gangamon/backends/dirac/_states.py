@@ -8,6 +8,7 @@ on their way to running, not failures, and Killed is killed.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 
 from ..._status import Status
@@ -113,3 +114,15 @@ def ganga_status(status: DiracStatus, minor: str | None = None) -> Status:
     if minor == UPLOADING and ganga == Status.COMPLETED:
         return Status.RUNNING  # Ganga's own rule: output is still on its way
     return ganga
+
+
+@functools.lru_cache(maxsize=4096)
+def reported_state(status: str, minor: str | None) -> tuple[str, Status]:
+    """(DIRAC status, Ganga status) of a state as DIRAC reports it; `UnknownDiracStatus` if
+    `status` is not one of DIRAC's.
+
+    Cached, with a bound as minor statuses are free text: a reply holds 1000 jobs in a handful
+    of distinct states, and mapping each anew was most of the CPU a reply cost.
+    """
+    dirac = parse_dirac_status(status)
+    return dirac.value, ganga_status(dirac, minor)
