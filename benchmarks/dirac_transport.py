@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +25,7 @@ import trio
 from gangamon.backends.dirac import DiracHttps
 from gangamon.sim.process import dirac_sim_process
 
+from . import _child
 from ._summary import Goal
 
 IDS, PARALLEL = 100, 8
@@ -80,13 +79,8 @@ def _stock(facts: dict[str, Any], calls: int) -> tuple[float, float]:
 def _stock_in_child(facts: dict[str, Any], calls: int) -> tuple[float, float]:
     """`_stock` in a process of its own: DIRAC.initialize sets X509_USER_PROXY and DIRAC's
     global configuration for the rest of its process, which must not be the bench runner's."""
-    with tempfile.TemporaryDirectory(prefix="gangamon-bench-") as tmp:
-        out = Path(tmp) / "stock.json"
-        # DIRAC's logger writes to stdout by default: the result goes to a file.
-        command = [sys.executable, "-m", "benchmarks.dirac_transport", "--calls", str(calls)]
-        command += ["--facts", json.dumps(facts), "--json", str(out)]
-        subprocess.run(command, check=True)
-        wall, cpu = json.loads(out.read_text())
+    args = ("--calls", calls, "--facts", json.dumps(facts))
+    wall, cpu = _child.run("benchmarks.dirac_transport", *args)
     return wall, cpu
 
 
