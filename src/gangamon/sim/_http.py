@@ -29,10 +29,9 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
     try:
         conn = h11.Connection(h11.SERVER)
         while True:
-            request = await _next_event(conn, stream)
+            request, arrived = await _next_request(conn, stream)
             if not isinstance(request, h11.Request):
                 return
-            arrived = trio.current_time()
             body = b""
             while isinstance(event := await _next_event(conn, stream), h11.Data):
                 body += event.data
@@ -51,7 +50,10 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
             response += (conn.send(h11.Data(data=payload)) or b"") + (
                 conn.send(h11.EndOfMessage()) or b""
             )
+            began = trio.current_time()
             await stream.send_all(response)
+            if content_type == "application/json":  # a service's reply, due at a modelled time
+                sim.reply_sent(trio.current_time() - began)
             if conn.our_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
@@ -88,6 +90,17 @@ async def _respond(
     if result is Hangup.HTTP500:
         return 500, "text/plain", b"Internal Server Error: simulated fault"
     return 200, "application/json", result
+
+
+async def _next_request(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[object, float]:
+    """The next event (a request, or the connection's end) and when its first bytes came in:
+    the server's latency runs from there, so reading and parsing it are inside the model."""
+    arrived = None
+    while (event := conn.next_event()) is h11.NEED_DATA:
+        conn.receive_data(bytes(await stream.receive_some(65536)))
+        if arrived is None:
+            arrived = trio.current_time()
+    return event, trio.current_time() if arrived is None else arrived
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:

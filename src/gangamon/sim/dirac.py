@@ -99,8 +99,10 @@ class DiracSim:
         self.url = ""
         self.dips_url = ""
         self._threads = trio.CapacityLimiter(threads)
-        #: How early replies aim to leave, learnt from how late timers wake (see `_run_call`).
+        #: How early replies aim to leave, learnt from how late timers wake (see `_run_call`)
+        #: and how long a reply takes to send (`reply_sent`).
         self._timer_lead = 0.0
+        self._send_lead = 0.0
         self._backlog = backlog
         self._waiting = 0
         self._faults: list[str] = []
@@ -253,11 +255,14 @@ class DiracSim:
                 reply = await trio.to_thread.run_sync(
                     lambda: encode(service.call(method, args, now))
                 )
-            await trio.sleep_until(done_at - self._timer_lead)
-            # Timers wake late: epoll counts whole milliseconds, rounded up, and waking takes
-            # its time (about 1 ms in all, here). Aim early by what they have been late, so
-            # that replies leave on time on average (under a MockClock the lead stays 0).
-            late = trio.current_time() - done_at
+            # The reply must be sent by `done_at`, so its sending starts earlier, by what sends
+            # have taken. Timers wake late besides: epoll counts whole milliseconds, rounded
+            # up, and waking takes its time (about 1 ms in all, here). Aim early by what they
+            # have been late, so that replies leave on time on average (under a MockClock both
+            # leads stay 0).
+            send_at = done_at - self._send_lead
+            await trio.sleep_until(send_at - self._timer_lead)
+            late = trio.current_time() - send_at
             self._timer_lead = max(0.0, self._timer_lead + 0.1 * late)
             if fault == "hang":
                 await stream.receive_some(1)  # until the client gives up and hangs up
@@ -267,6 +272,12 @@ class DiracSim:
             return reply
         finally:
             stats.in_flight -= 1
+
+    def reply_sent(self, seconds: float) -> None:
+        """A face took `seconds` to hand a call's reply to the kernel (TLS and the send: a
+        fraction of a millisecond here, more when replies fall due together): later replies
+        start that much earlier, so that they have left by the modelled time."""
+        self._send_lead += 0.1 * (seconds - self._send_lead)
 
     def sandbox_file(self, name: str) -> bytes | None:
         """The output sandbox tarball `<job id>.tar.bz2`, or None."""
