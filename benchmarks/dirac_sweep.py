@@ -124,8 +124,8 @@ async def _wire_sweeps(facts: dict[str, Any], n: int) -> tuple[list[float], list
             await transport.job_states(ids)
             alone.append(time.perf_counter() - began)
     async with BareClient(facts, LIMITER).open() as bare:
-        floor = await _sweeps(chunks, lambda ids: tornado_body("getJobsStates", [ids]), bare.call)
-    return ours, floor, statistics.median(alone)
+        least = await _sweeps(chunks, lambda ids: tornado_body("getJobsStates", [ids]), bare.call)
+    return ours, least, statistics.median(alone)
 
 
 async def _sweeps(
