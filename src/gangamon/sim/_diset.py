@@ -49,7 +49,9 @@ async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
         if result is Hangup.HTTP500:
             result = frame(s_error("Internal server error: simulated fault"))
         if result is not Hangup.RESET:
+            began = trio.current_time()
             await stream.send_all(result)
+            sim.reply_sent(trio.current_time() - began)
     except (trio.BrokenResourceError, trio.ClosedResourceError, WireError):
         return
     finally:
