@@ -111,8 +111,9 @@ def _run(ganga: Any, ends: Path, tag: str, jobs: int) -> tuple[Any, dict[str, fl
 @contextlib.contextmanager
 def _registry_flushes() -> Iterator[list[float]]:
     """The seconds each of Ganga's registry flushes takes meanwhile (its flusher thread saves
-    the dirty jobs every few seconds). A flush holds a job's lock while it writes the job and
-    its subjobs, and every status change of the job, from any monitor, waits for it."""
+    the dirty jobs every 30 s by default, `[Registry] AutoFlusherWaitTime`). A flush holds a
+    job's lock while it writes the job and its subjobs, and every status change of the job,
+    from any monitor, waits for it."""
     from GangaCore.Core.GangaRepository.Registry import Registry
 
     flushes: list[float] = []

@@ -258,8 +258,8 @@ class DiracSim:
             # The reply must be sent by `done_at`, so its sending starts earlier, by what sends
             # have taken. Timers wake late besides: epoll counts whole milliseconds, rounded
             # up, and waking takes its time (about 1 ms in all, here). Aim early by what they
-            # have been late, so that replies leave on time on average (under a MockClock both
-            # leads stay 0).
+            # have been late, so that replies leave on time on average (under a MockClock timers
+            # wake on time: the timer lead stays 0).
             send_at = done_at - self._send_lead
             await trio.sleep_until(send_at - self._timer_lead)
             late = trio.current_time() - send_at
