@@ -38,12 +38,15 @@ class Outcomes:
     lingering_completed: float = 0.05
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SimJob:
+    """A simulated job: its whole path is drawn at submission. Frozen, so that the lookups
+    made from the path once, at creation, stay true."""
+
     id: int
     submitted: float
     #: (time, status, minor status), in time order; the first is at `submitted`.
-    path: list[tuple[float, D, str]] = field(default_factory=list)
+    path: tuple[tuple[float, D, str], ...]
     application_status: str = "Unknown"
     site: str = "ANY"
     #: The steps' times, and each step's getJobsStates record: made once, as a sweep looks up
@@ -52,8 +55,9 @@ class SimJob:
     _states: list[dict[str, str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._times = [when for when, _, _ in self.path]
-        self._states = [
+        # Frozen: the derived lookups are set past the dataclass's guard, once.
+        object.__setattr__(self, "_times", [when for when, _, _ in self.path])
+        states = [
             {
                 "Status": status.value,
                 "MinorStatus": minor,
@@ -61,6 +65,7 @@ class SimJob:
             }
             for _, status, minor in self.path
         ]
+        object.__setattr__(self, "_states", states)
 
     def _step_at(self, now: float) -> int:
         return max(bisect.bisect_right(self._times, now) - 1, 0)

@@ -130,7 +130,7 @@ class DiracSim:
     def add_job(self, path: Sequence[tuple[float, DiracStatus, str]]) -> int:
         """Create a job with an explicit path of (time, DiracStatus, minor status)."""
         self._next_id += 1
-        job = SimJob(self._next_id, path[0][0], list(path))
+        job = SimJob(self._next_id, path[0][0], tuple(path))
         self.jobs[job.id] = job
         return job.id
 
