@@ -29,11 +29,13 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
     try:
         conn = h11.Connection(h11.SERVER)
         while True:
-            request, arrived = await _next_request(conn, stream)
+            # The server's latency runs from the request's first bytes: reading and parsing
+            # it are inside the model.
+            request, arrived = await _next_event(conn, stream)
             if not isinstance(request, h11.Request):
                 return
             body = b""
-            while isinstance(event := await _next_event(conn, stream), h11.Data):
+            while isinstance(event := (await _next_event(conn, stream))[0], h11.Data):
                 body += event.data
             if not isinstance(event, h11.EndOfMessage):
                 return
@@ -92,21 +94,14 @@ async def _respond(
     return 200, "application/json", result
 
 
-async def _next_request(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[object, float]:
-    """The next event (a request, or the connection's end) and when its first bytes came in:
-    the server's latency runs from there, so reading and parsing it are inside the model."""
+async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[object, float]:
+    """The next event, and when the first bytes it needed came in (now, if h11 had them)."""
     arrived = None
     while (event := conn.next_event()) is h11.NEED_DATA:
         conn.receive_data(bytes(await stream.receive_some(65536)))
         if arrived is None:
             arrived = trio.current_time()
     return event, trio.current_time() if arrived is None else arrived
-
-
-async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
-    while (event := conn.next_event()) is h11.NEED_DATA:
-        conn.receive_data(bytes(await stream.receive_some(65536)))
-    return event
 
 
 def _accepts_gzip(request: h11.Request) -> bool:
