@@ -79,12 +79,15 @@ def _install_dirac_client(session: nox.Session) -> None:
     """
     session.install("swig")
     # run_install: these are install steps, to be run under --install-only too.
-    swig = session.run_install(
+    found = session.run_install(
         "python",
         "-c",
         "import os, swig; print(os.path.join(os.path.dirname(swig.__file__), 'data'))",
         silent=True,
-    ).strip()  # type: ignore[union-attr]
+    )
+    if found is None:
+        return  # --no-install (-R): install steps do not run, the venv has the client already
+    swig = str(found).strip()
     swig_lib = next(Path(swig, "share", "swig").iterdir())
     # The venv's `swig` is a Python wrapper; pip's build isolation (26.3 and newer) hides the
     # venv's packages from it, so it cannot import itself. Put the binary in its place.
