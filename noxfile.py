@@ -153,3 +153,16 @@ def ganga(session: nox.Session) -> None:
     _install(session, "test")
     session.run("pytest", "tests/ganga", "-p", "no:cacheprovider", *session.posargs)
     session.run("python", "-m", "benchmarks.ganga_local")
+
+
+@nox.session(name="ganga-dirac", python="3.11", default=False)
+def ganga_dirac(session: nox.Session) -> None:
+    """Real Ganga Dirac jobs (GangaDirac, the real DIRAC client) against the simulator,
+    monitored by Ganga's own DIRAC monitor and then by gangamon in the same session;
+    `-- --quick` in CI."""
+    # ganga[dirac]: GangaDirac's process manager imports UltraDict and psutil.
+    session.install(f"ganga[dirac]=={GANGA_VERSION}")
+    _install_dirac_client(session)
+    _install(session, "test")
+    _check_requirements(session)
+    session.run("python", "-m", "benchmarks.ganga_dirac", *session.posargs)
