@@ -157,6 +157,38 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
         assert len(store.journal()) == 2
 
 
+def test_details_are_kept_with_the_change(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    details = {"site": "LCG.CERN.cern", "cpu": 42.5, "lfns": ["/lhcb/user/a.root"]}
+    with Store(path) as store:
+        [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+        store.transition(Transition(job, S.SUBMITTED, S.RUNNING, details=details))
+    with Store(path) as store:
+        first, second = store.journal(job=job)
+        assert first.details is None
+        assert second.details == details
+
+
+def test_schema_1_store_is_migrated_keeping_its_journal(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with Store(path) as store:
+        [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+        store.transition(Transition(job, S.SUBMITTED, S.RUNNING, reason="before"))
+    # What a store of schema 1 was: the journal without its details column.
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE journal DROP COLUMN details")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert [e.reason for e in store.journal(job=job)][-1] == "before"
+        store.transition(Transition(job, S.RUNNING, S.COMPLETED, details={"site": "X"}))
+        assert store.journal(job=job)[-1].details == {"site": "X"}
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    db.close()
+
+
 # -- bad input: each a typed error naming the value, nothing written ---------------------
 
 

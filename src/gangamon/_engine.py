@@ -207,7 +207,9 @@ class Monitor:
                 )
                 continue
             transitions.append(
-                Transition(ref.id, status, target, update.native_status, update.reason)
+                Transition(
+                    ref.id, status, target, update.native_status, update.reason, update.details
+                )
             )
             owners.append((runner, report.observed, update.changed))
             pending[ref.id] = (target, update.native_status)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from ._errors import StaleTransition, StoreError, UnknownJob
 from ._status import ACTIVE, IllegalTransition, Status, can_transition, master_status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: PRAGMA application_id of a gangamon store: "ggmn" in ASCII. Tells our files from others.
 APPLICATION_ID = 0x67676D6E
 
@@ -47,7 +48,8 @@ CREATE TABLE journal (
     new           TEXT NOT NULL,
     native_status TEXT,
     reason        TEXT NOT NULL,
-    time          REAL NOT NULL
+    time          REAL NOT NULL,
+    details       TEXT
 );
 CREATE INDEX journal_by_job ON journal(job, seq);
 """
@@ -89,6 +91,9 @@ class Transition:
     new: Status
     native_status: str | None = None
     reason: str = ""
+    #: What the backend knows of the job besides its status (site, times, output data...),
+    #: kept in the journal as JSON.
+    details: Mapping[str, object] | None = None
 
 
 class Outcome(enum.Enum):
@@ -111,6 +116,7 @@ class JournalEntry:
     native_status: str | None
     reason: str
     time: float
+    details: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +184,18 @@ class Store:
                             self._db.execute(statement)
                         self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version < SCHEMA_VERSION:
+                self._migrate()
         except sqlite3.Error as e:
             raise StoreError(self.path, f"cannot write: {e}") from None
+
+    def _migrate(self) -> None:
+        """Bring a store of an older schema up to this one, in one transaction."""
+        with self._transaction():
+            # Checked again under the write lock: another process may have migrated it.
+            if self._scalar("PRAGMA user_version") == 1:
+                self._db.execute("ALTER TABLE journal ADD COLUMN details TEXT")
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -247,7 +263,7 @@ class Store:
         with self._transaction():
             current = self._statuses({t.job for t in batch})
             changed: dict[int, tuple[Status, str | None, int]] = {}
-            journal: list[tuple[int, str, str, str | None, str, float]] = []
+            journal: list[tuple[int, str, str, str | None, str, float, str | None]] = []
             for t in batch:
                 outcome = _judge(t, current.get(t.job))
                 outcomes.append(outcome)
@@ -257,15 +273,18 @@ class Store:
                 current[t.job] = (t.new, t.native_status, parent)
                 count = changed[t.job][2] + 1 if t.job in changed else 1
                 changed[t.job] = (t.new, t.native_status, count)
-                journal.append((t.job, old.value, t.new.value, t.native_status, t.reason, now))
+                details = None if t.details is None else json.dumps(t.details)
+                journal.append(
+                    (t.job, old.value, t.new.value, t.native_status, t.reason, now, details)
+                )
             self._db.executemany(
                 "UPDATE jobs SET status = ?, native_status = ?, updated = ?,"
                 " transitions = transitions + ? WHERE id = ?",
                 [(s.value, n, now, c, job) for job, (s, n, c) in changed.items()],
             )
             self._db.executemany(
-                "INSERT INTO journal (job, old, new, native_status, reason, time)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO journal (job, old, new, native_status, reason, time, details)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 journal,
             )
             parents = {current[job][2] for job in changed}
@@ -369,14 +388,28 @@ class Store:
 
     def journal(self, *, after: int = 0, job: int | None = None) -> list[JournalEntry]:
         """Journal entries with seq > `after` (of one job, if given), in seq order."""
-        sql = "SELECT seq, job, old, new, native_status, reason, time FROM journal WHERE seq > ?"
+        sql = (
+            "SELECT seq, job, old, new, native_status, reason, time, details"
+            " FROM journal WHERE seq > ?"
+        )
         args: list[int] = [after]
         if job is not None:
             sql += " AND job = ?"
             args.append(job)
         return [
-            JournalEntry(seq, j, None if old is None else Status(old), Status(new), nat, why, t)
-            for seq, j, old, new, nat, why, t in self._db.execute(sql + " ORDER BY seq", args)
+            JournalEntry(
+                seq,
+                j,
+                None if old is None else Status(old),
+                Status(new),
+                nat,
+                why,
+                t,
+                None if details is None else json.loads(details),
+            )
+            for seq, j, old, new, nat, why, t, details in self._db.execute(
+                sql + " ORDER BY seq", args
+            )
         ]
 
     def last_seq(self) -> int:

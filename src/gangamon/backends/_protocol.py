@@ -42,6 +42,9 @@ class Update(msgspec.Struct, frozen=True, gc=False):
     #: When the change happened, as the backend knows it (Unix time), if it does: feeds the
     #: time-to-detect figures.
     changed: float | None = None
+    #: What else the backend knows of the job (site, times, output data...): stored with the
+    #: change in the journal, for its readers (the Ganga shim copies it onto Ganga's job).
+    details: dict[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
