@@ -36,8 +36,14 @@ class Credentials:
     expired_proxy: Path
 
 
+_ORGANIZATION = "gangamon simulated grid"
+_USER_CN = "gangamon simulated user"
+#: The user's DN as DIRAC writes it (its Registry maps DNs to users).
+USER_DN = f"/O={_ORGANIZATION}/CN={_USER_CN}"
+
+
 def _name(*cns: str) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "gangamon simulated grid")]
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORGANIZATION)]
     attrs += [x509.NameAttribute(NameOID.COMMON_NAME, cn) for cn in cns]
     return x509.Name(attrs)
 
@@ -104,7 +110,7 @@ def make_credentials(directory: Path, *, hostname: str = "localhost") -> Credent
         .sign(ca_key, hashes.SHA256())
     )
     user_key = ec.generate_private_key(ec.SECP256R1())
-    user_name = _name("gangamon simulated user")
+    user_name = _name(_USER_CN)
     user = (
         _builder(user_name, ca.subject, user_key, now, 30)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
