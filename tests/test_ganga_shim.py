@@ -67,6 +67,7 @@ class StandInJob:
         self.outputdir = outputdir or Path("/nonexistent")
         self.updates: list[tuple[str, bool]] = []
         self.changed = threading.Condition()
+        self.time = SimpleNamespace(timestamps={})  # Ganga's JobTime
 
     def getFQID(self, sep: str) -> str:  # Ganga's name
         return self.fqid
@@ -352,7 +353,7 @@ def test_dirac_applier_records_dirac_status_and_hands_over_the_output(tmp_path: 
     (downloaded / "out.txt").write_text("result")
     job = StandInJob("4", "running", backend=Dirac(1001), outputdir=tmp_path / "job4")
     DiracApplier(tmp_path / "dirac").before(
-        job, JournalEntry(1, 1, S.COMPLETING, S.COMPLETED, "Done", "Execution Complete", 0.0)
+        job, JournalEntry(1, 1, S.RUNNING, S.COMPLETED, "Done", "Execution Complete", 0.0)
     )
     assert (job.backend.status, job.backend.statusInfo) == ("Done", "Execution Complete")
     assert (tmp_path / "job4" / "out.txt").read_text() == "result"

@@ -1,24 +1,48 @@
-"""Ganga's DIRAC jobs on gangamon's `DiracBackend`.
+"""Ganga's DIRAC jobs on gangamon's `DiracBackend`, leaving on each job what Ganga's own
+DIRAC monitor leaves.
 
-A Ganga Dirac job is tracked under its DIRAC id; gangamon polls DIRAC in bulk
-(`getJobsStates`, 1000 ids a call, bounded calls in flight) and, for Done jobs, downloads the
-output sandbox into `<root>/<DIRAC id>/`. Before Ganga's `updateStatus` runs, the applier
-records DIRAC's status and minor status on the Ganga backend (`backend.status`,
-`backend.statusInfo`) and, on completion, moves the downloaded output into the job's output
-directory, so that Ganga's postprocessors find it where Ganga would have put it.
+A Ganga Dirac job is tracked under its DIRAC id. gangamon polls DIRAC in bulk
+(`getJobsStates`, 1000 ids a call) and fetches, in bulk too, what DIRAC knows of the jobs
+that changed (`backends.dirac._details`); Done jobs' output sandboxes are downloaded into
+`<output root>/<DIRAC id>/`. Before Ganga's `updateStatus` runs, the applier copies onto the
+Ganga job what Ganga's `DiracBase` sets at each step: `backend.status`, `statusInfo`,
+`actualCE`, `extraInfo` (the application status), `normCPUTime`, the `backend_running`,
+`backend_completing` and `backend_final` timestamps (DIRAC's own times), and on completion
+the output sandbox and the DiracFile records of the output data
+(`__postprocesslocations__`) in the job's output directory, where Ganga's postprocessors
+and `DiracFile` look for them.
 
-What Ganga's own DIRAC finalisation does beyond that (LFN records of DiracFile outputs,
-normCPUTime) is not done here.
+Where Ganga's own writes a wrong value (the application status is "unknown
+ApplicationStatus": its `getJobAttributes` goes through a DISET client that refuses
+https URLs; a failed job's `backend_final` is None: it looks for a Done time), DIRAC's true
+value is written.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fnmatch
+import os
+import re
 import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._status import Status
+from .._status import FINAL, Status
 from .._store import JournalEntry, NewJob
+from ..backends._protocol import Backend, BackendSettings
+from ..backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, DiracTransport
+from ..backends.dirac._states import ganga_mapping
+from ._dirac_setup import DiracNotFound, DiracSetup, find_dirac
+from ._legacy import poll_interval
+from ._options import GangamonOptions
+
+#: Ganga's test for a DiracFile name pattern that is a wildcard (`DiracBase.regex`).
+_WILDCARD = re.compile(r"[*?\[\]]")
+#: Ganga's `[Output] PostProcessLocationsFileName` default.
+POSTPROCESS_LOCATIONS = "__postprocesslocations__"
 
 
 def is_dirac_class(cls: type) -> bool:
@@ -38,25 +62,172 @@ def dirac_new_job(name: str, job: Any, status: Status) -> NewJob | None:
     return NewJob(name, str(int(dirac_id)), status)
 
 
-class DiracApplier:
-    """Copies DIRAC's view onto the Ganga backend; hands over the downloaded output."""
+def ganga_dirac_backend(options: GangamonOptions, dirac_config: Any, poll_config: Any) -> Backend:
+    """gangamon's DIRAC backend for a Ganga session, configured as its GangaDirac is: the
+    DIRAC its DIRAC processes use (`find_dirac` on GangaDirac's `getDiracEnv()`), Ganga's
+    `statusmapping`, sandbox download default, chunk size and `[PollThread] Dirac` rate, and
+    the user's `[gangamon]` options. `DiracNotFound` says what is missing."""
+    from GangaDirac.Lib.Utilities.DiracUtilities import getDiracEnv
 
-    def __init__(self, output_root: Path) -> None:
+    setup = find_dirac(dict(getDiracEnv()), url=options.url)
+    transport: DiracTransport
+    if setup.https and options.transport == "https":
+        transport = DiracHttps(setup.url, proxy=setup.proxy, ca=setup.ca)
+    else:
+        transport = _client_transport(setup, options)
+    settings = BackendSettings(
+        poll_interval=options.poll_interval or poll_interval(poll_config, "Dirac"),
+        chunk_size=int(dirac_config["numParallelJobs"]),
+        concurrency=options.concurrency,
+        call_deadline=options.deadline,
+    )
+    return DiracBackend(
+        transport,
+        output_dir=Path(tempfile.mkdtemp(prefix="gangamon-dirac-")),
+        settings=settings,
+        name="Dirac",
+        download_output=bool(dirac_config["default_downloadOutputSandbox"]),
+        details=True,
+        status_map=ganga_mapping(dirac_config["statusmapping"]),
+    )
+
+
+def _client_transport(setup: DiracSetup, options: GangamonOptions) -> DiracTransport:
+    """DIRAC's own client (dips), in this process: DIRAC must be importable here."""
+    try:
+        import DIRAC
+    except ImportError:
+        raise DiracNotFound(
+            f"{setup.source}: {setup.url} needs DIRAC's own client (no https endpoint, or "
+            "[gangamon] transport = client), and DIRAC is not importable in Ganga's Python"
+        ) from None
+    DIRAC.initialize()
+    url = setup.url if setup.url.startswith("dips:") else None
+    return DiracClientTransport(proxy=setup.proxy, url=url, threads=options.concurrency)
+
+
+class DiracFamily:
+    """Ganga's Dirac backends (GangaDirac's `Dirac`, LHCb's) on one gangamon DIRAC backend."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        output_root: Path,
+        *,
+        locations_file: str = POSTPROCESS_LOCATIONS,
+    ) -> None:
+        self.backend = backend
+        self.applier = DiracApplier(output_root, locations_file)
+
+    def claims(self, backend_name: str, backend: Any) -> bool:
+        return is_dirac(backend)
+
+    def backends(self) -> Sequence[Backend]:
+        return [self.backend]
+
+    def new_job(
+        self, job: Any, backend_name: str, start: Status
+    ) -> tuple[NewJob, DiracApplier] | None:
+        """The job under its DIRAC id; None while DIRAC has not given it one."""
+        new = dirac_new_job(self.backend.name, job, start)
+        return (new, self.applier) if new is not None else None
+
+
+class DiracApplier:
+    """Copies DIRAC's view onto the Ganga job, as Ganga's `DiracBase` does, before its
+    `updateStatus`; hands over the downloaded output."""
+
+    def __init__(self, output_root: Path, locations_file: str = POSTPROCESS_LOCATIONS) -> None:
         self.output_root = output_root
+        self.locations_file = locations_file
 
     def before(self, job: Any, entry: JournalEntry) -> None:
         backend = job.backend
+        details: Mapping[str, object] = entry.details or {}
         if entry.native_status is not None:
             backend.status = entry.native_status
-        if entry.reason:
+        # The move out of completing is gangamon's finalisation: its reason is not DIRAC's.
+        if entry.reason and entry.old != Status.COMPLETING:
             backend.statusInfo = entry.reason
-        if entry.new == Status.COMPLETED:
+        for key, attribute in (("site", "actualCE"), ("application_status", "extraInfo")):
+            value = details.get(key)
+            if isinstance(value, str):
+                setattr(backend, attribute, value)
+        if details.get("norm_cpu_time") is not None:
+            backend.normCPUTime = str(details["norm_cpu_time"])
+        _stamp(job, entry.new, details)
+        if entry.new in (Status.COMPLETING, Status.COMPLETED):
+            # The output data came with the change to Done, whichever entry that is.
+            output = Path(job.getOutputWorkspace().getPath())
+            self._write_locations(job, output, details.get("output_data"))
             downloaded = self.output_root / str(backend.id)
-            if downloaded.is_dir():
-                _move_into(downloaded, Path(job.getOutputWorkspace().getPath()))
+            if entry.new == Status.COMPLETED and downloaded.is_dir():
+                _move_into(downloaded, output)
 
     def after(self, job: Any, entry: JournalEntry) -> None:
         pass
+
+    def _write_locations(self, job: Any, output: Path, files: object) -> None:
+        """Ganga's DiracFile records of the job's output data, as `DiracBase` writes them
+        (the file is made even when there are none, as Ganga's is)."""
+        output.mkdir(parents=True, exist_ok=True)
+        store = output / self.locations_file
+        store.touch()
+        patterns = _dirac_file_patterns(job)
+        if patterns is None or not isinstance(files, list):
+            return
+        wildcards = [p for p in patterns if _WILDCARD.search(p)]
+        lines = []
+        for record in files:
+            if not isinstance(record, Mapping):
+                continue
+            name = os.path.basename(str(record.get("lfn", "")))
+            lfn = record.get("lfn", "Error Getting LFN!")
+            where = record.get("locations", ["NotAvailable"])
+            guid = record.get("guid", "NotAvailable")
+            matching = [w for w in wildcards if fnmatch.fnmatch(name, w)] or [""]
+            lines += [f"DiracFile:::{w}&&{name}->{lfn}:::{where!s}:::{guid}\n" for w in matching]
+        with store.open("a") as out:
+            out.writelines(lines)
+
+
+def _stamp(job: Any, new: Status, details: Mapping[str, object]) -> None:
+    """The backend timestamps Ganga's `DiracBase._getStateTime` writes on the way to `new`."""
+    stamps = job.time.timestamps
+    if new in (Status.RUNNING, Status.COMPLETING) or new in FINAL:
+        running = _utc(details.get("running_at"))
+        if running is not None and "backend_running" not in stamps:
+            stamps["backend_running"] = running
+    if (new == Status.COMPLETING or new in FINAL) and "backend_completing" not in stamps:
+        # Ganga writes what it finds, None included: the time DIRAC said Completed.
+        stamps["backend_completing"] = _utc(details.get("completed_at"))
+    ended = _utc(details.get("ended_at"))
+    if ended is not None and (new == Status.COMPLETING or new in FINAL):
+        # Known from the change to Done, before gangamon's finalisation completes the job.
+        stamps["backend_final"] = ended
+
+
+def _utc(value: object) -> dt.datetime | None:
+    """DIRAC's "YYYY-MM-DD HH:MM:SS" (UTC) as the naive datetime Ganga keeps."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+def _dirac_file_patterns(job: Any) -> list[str] | None:
+    """The name patterns of the job's DiracFile outputs, or None if it has none."""
+    outputs: Any = getattr(job, "outputfiles", None)
+    if not hasattr(outputs, "get"):
+        return None
+    try:
+        from GangaDirac.Lib.Files.DiracFile import DiracFile
+    except ImportError:
+        return None
+    files = outputs.get(DiracFile)
+    return [str(f.namePattern) for f in files] if files else None
 
 
 def _move_into(source: Path, target: Path) -> None:

@@ -7,16 +7,18 @@ import datetime as dt
 import io
 import logging
 import tarfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import trio
 
 from ..._status import Status
 from .._protocol import Backend, BackendError, BackendSettings, JobRef, Update
+from ._details import job_details
 from ._proxy import check_proxy
-from ._states import UnknownDiracStatus, reported_state
+from ._states import DiracStatus, UnknownDiracStatus, ganga_status, reported_state
 from ._wire import DiracError, JobState
 
 log = logging.getLogger("gangamon.dirac")
@@ -52,6 +54,11 @@ class DiracBackend(Backend):
     With `download_output` (Ganga's default), Done jobs are finalised: the output sandbox
     is downloaded into `output_dir/<DIRAC id>/` and unpacked; then the job is completed.
     Without it, Done is completed at once.
+
+    With `details`, every change a poll finds carries what DIRAC knows of the job besides
+    its status (site, DIRAC's own times, CPU time, output data: see `_details`), fetched in
+    bulk for all the changed jobs of the chunk. `status_map` replaces gangamon's mapping of
+    DIRAC statuses to Ganga's (`ganga_mapping` makes one from a Ganga user's).
     """
 
     name = "dirac"
@@ -65,8 +72,12 @@ class DiracBackend(Backend):
         settings: BackendSettings = DIRAC_SETTINGS,
         name: str = "dirac",
         download_output: bool = True,
+        details: bool = False,
+        status_map: Mapping[DiracStatus, Status] | None = None,
     ) -> None:
         self.finalises = download_output
+        self.details = details
+        self.status_map = status_map
         self.transport = transport
         self._proxy_expiry: dt.datetime | None = None
         self.output_dir = output_dir
@@ -110,7 +121,8 @@ class DiracBackend(Backend):
                 log.warning("job %d: %r is not a DIRAC job id; not polled", job.id, job.backend_id)
         if not ids:
             return []
-        updates = []
+        updates: dict[int, Update] = {}
+        statuses: dict[int, str] = {}
         for dirac_id, state in (await self.transport.job_states(list(ids))).items():
             asked = ids.get(dirac_id)
             if asked is None:
@@ -119,14 +131,26 @@ class DiracBackend(Backend):
                 native, ganga = reported_state(state.Status, state.MinorStatus)
             except UnknownDiracStatus as e:
                 raise BackendError(f"DIRAC job {dirac_id}: {e}") from None
+            if self.status_map is not None:
+                ganga = ganga_status(DiracStatus(native), state.MinorStatus, self.status_map)
             if ganga != asked.status or native != asked.native_status:
-                updates.append(Update(asked.id, ganga, native, state.MinorStatus or ""))
-        return updates
+                updates[dirac_id] = Update(asked.id, ganga, native, state.MinorStatus or "")
+                statuses[dirac_id] = state.Status
+        if not (self.details and updates):
+            return list(updates.values())
+        found = await job_details(self.transport, statuses)
+        detailed = []
+        for dirac_id, update in updates.items():
+            details = found.get(dirac_id) or None
+            changed = _changed_at(details, update.status)
+            detailed.append(msgspec.structs.replace(update, details=details, changed=changed))
+        return detailed
 
     async def finalise(self, job: JobRef) -> Update:
         """Download and unpack the output sandbox (idempotent: it overwrites), then completed.
 
-        The reason records when DIRAC saw the job Done, from its logging info.
+        Without `details`, the reason records when DIRAC saw the job Done, from its logging
+        info.
         """
         dirac_id = int(job.backend_id)
         sandboxes = await self.transport.call(
@@ -137,8 +161,11 @@ class DiracBackend(Backend):
         for url in urls:
             data = await self.transport.download(url)
             await trio.to_thread.run_sync(_unpack, data, target)
-        done_at = await self._state_time(dirac_id, "Done")
         where = f"output in {target}" if urls else "no output sandbox"
+        if self.details:
+            # DIRAC's time of the end came with the move to completing.
+            return Update(job.id, Status.COMPLETED, "Done", where)
+        done_at = await self._state_time(dirac_id, "Done")
         reason = f"{where}; Done at {done_at or 'unknown'}"
         changed = done_at.replace(tzinfo=dt.UTC).timestamp() if done_at else None
         return Update(job.id, Status.COMPLETED, "Done", reason, changed)
@@ -158,6 +185,15 @@ class DiracBackend(Backend):
                 except (IndexError, ValueError):
                     return None
         return None
+
+
+def _changed_at(details: Mapping[str, object] | None, status: Status) -> float | None:
+    """DIRAC's own time of the change to `status` (Unix time), where the details have it."""
+    key = "running_at" if status == Status.RUNNING else "ended_at"
+    when = details.get(key) if details is not None and status != Status.SUBMITTED else None
+    if not isinstance(when, str):
+        return None
+    return dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).timestamp()
 
 
 def _unpack(data: bytes, target: Path) -> None:

@@ -11,7 +11,7 @@ import enum
 import functools
 from collections.abc import Mapping
 
-from ..._status import Status
+from ..._status import Status, parse_status
 
 
 class DiracStatus(enum.StrEnum):
@@ -108,9 +108,12 @@ def can_move(old: DiracStatus, new: DiracStatus) -> bool:
     return old == new or new in DIRAC_TRANSITIONS[old]
 
 
-def ganga_status(status: DiracStatus, minor: str | None = None) -> Status:
-    """The Ganga status of a DIRAC job in `status` with minor status `minor`."""
-    ganga = _GANGA[status]
+def ganga_status(
+    status: DiracStatus, minor: str | None = None, mapping: Mapping[DiracStatus, Status] = _GANGA
+) -> Status:
+    """The Ganga status of a DIRAC job in `status` with minor status `minor` (by `mapping`:
+    by default gangamon's, see `ganga_mapping` for a Ganga user's)."""
+    ganga = mapping[status]
     if minor == UPLOADING and ganga == Status.COMPLETED:
         return Status.RUNNING  # Ganga's own rule: output is still on its way
     return ganga
@@ -126,3 +129,14 @@ def reported_state(status: str, minor: str | None) -> tuple[str, Status]:
     """
     dirac = parse_dirac_status(status)
     return dirac.value, ganga_status(dirac, minor)
+
+
+def ganga_mapping(statusmapping: Mapping[str, str]) -> Mapping[DiracStatus, Status]:
+    """gangamon's mapping with a Ganga user's `[DIRAC] statusmapping` (DIRAC status -> Ganga
+    status) laid over it, so that both monitors put a job in the same Ganga status. The
+    statuses Ganga's map leaves out (its hole: Submitting, Scouting, Rescheduled) keep
+    gangamon's; `UnknownDiracStatus` or `UnknownStatus` names a value that is neither's."""
+    mapping = dict(_GANGA)
+    for dirac, ganga in statusmapping.items():
+        mapping[parse_dirac_status(dirac)] = parse_status(ganga)
+    return mapping
