@@ -69,7 +69,14 @@ def ganga_dirac_backend(options: GangamonOptions, dirac_config: Any, poll_config
     the user's `[gangamon]` options. `DiracNotFound` says what is missing."""
     from GangaDirac.Lib.Utilities.DiracUtilities import getDiracEnv
 
-    setup = find_dirac(dict(getDiracEnv()), url=options.url)
+    try:
+        env = dict(getDiracEnv())
+    except Exception as e:  # GangaDirac's own failure, of any kind: named, not raised on
+        raise DiracNotFound(
+            f"GangaDirac has no DIRAC environment ([DIRAC] DiracEnvJSON or DiracEnvSource): "
+            f"{type(e).__name__}: {e}"
+        ) from None
+    setup = find_dirac(env, url=options.url)
     transport: DiracTransport
     if setup.https and options.transport == "https":
         transport = DiracHttps(setup.url, proxy=setup.proxy, ca=setup.ca)

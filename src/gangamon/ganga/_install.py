@@ -105,17 +105,18 @@ def postBootstrapHook() -> None:
         return
     if options.enable:
         install(options=options)
+        log.info("gangamon monitors this session's jobs (Ganga's own monitoring is stopped)")
 
 
 def _zero_config_dirac(options: GangamonOptions) -> Backend | None:
     """gangamon's DIRAC backend for this session's GangaDirac, or None (reason logged)."""
-    try:
-        from GangaCore.Utility.Config import getConfig
+    from GangaCore.Utility.Config import getConfig
+    from GangaCore.Utility.Plugin import allPlugins
 
-        dirac_config = getConfig("DIRAC")
-        poll_config = getConfig("PollThread")
-    except (ImportError, KeyError):
+    if "Dirac" not in allPlugins.allClasses("backends"):
         return None  # GangaDirac is not loaded: no Dirac jobs in this session
+    dirac_config = getConfig("DIRAC")
+    poll_config = getConfig("PollThread")
     from ._dirac import ganga_dirac_backend
     from ._dirac_setup import DiracNotFound
 
