@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import click
 import trio
@@ -31,6 +32,7 @@ from ._ids import BadJobId, parse_ids, read_id_file
 from ._status import Status, parse_status
 from ._store import JobRecord, JournalEntry, NewJob, Store
 from ._view import CallRates, collect, render, render_text
+from .sim import dirac_cfg
 from .sim._certs import make_credentials
 from .sim.dirac import DiracSim, LatencyModel
 
@@ -356,6 +358,13 @@ def sim() -> None:
     help="Where to write the CA, host certificate and proxy (default: a temp dir).",
 )
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--sandbox-pfns",
+    type=click.Choice(["url", "dirac"]),
+    default="url",
+    show_default=True,
+    help="Name output sandboxes by https URLs (gangamon's transport) or as DIRAC does.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of text.")
 def sim_dirac(
     jobs: int,
@@ -367,9 +376,11 @@ def sim_dirac(
     dips_port: int,
     directory: Path | None,
     seed: int,
+    sandbox_pfns: Literal["url", "dirac"],
     as_json: bool,
 ) -> None:
-    """Serve DIRAC's JobMonitoring and SandboxStore on loopback until interrupted."""
+    """Serve DIRAC's JobMonitoring, SandboxStore and FileCatalog on loopback until
+    interrupted; write the dirac.cfg a DIRAC client needs into the directory."""
     directory = directory or Path(tempfile.mkdtemp(prefix="gangamon-dirac-sim-"))
     credentials = make_credentials(directory)
     simulator = DiracSim(
@@ -379,12 +390,16 @@ def sim_dirac(
         latency=LatencyModel(
             base=latency, per_id=latency_per_id, tail_probability=tail_probability
         ),
+        sandbox_pfns=sandbox_pfns,
     )
 
     async def serve() -> None:
         ids = simulator.submit(jobs)
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(partial(simulator.serve, port=port, dips_port=dips_port))
+            cfg = dirac_cfg(
+                directory / "dirac.cfg", https=urls.https, dips=urls.dips, ca_dir=credentials.ca_dir
+            )
             facts = {
                 "https": urls.https,
                 "dips": urls.dips,
@@ -393,6 +408,7 @@ def sim_dirac(
                 "proxy": str(credentials.proxy),
                 "expired_proxy": str(credentials.expired_proxy),
                 "jobs": [ids[0], ids[-1]] if ids else [],
+                "dirac_cfg": str(cfg),
             }
             if as_json:
                 print(json.dumps(facts), flush=True)

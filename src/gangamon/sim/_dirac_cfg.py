@@ -15,6 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ._certs import USER_DN
+from ._job_facts import SITE_SES
 
 SANDBOX_SE = "SimSandboxSE"
 USER = "gangamon"
@@ -41,7 +42,6 @@ def dirac_cfg_dict(
         if job_monitoring == "https"
         else f"{dips}{wms}/JobMonitoring"
     )
-    dips_host = urlsplit(dips)
     return {
         "DIRAC": {"Security": {"CALocation": str(ca_dir)}},
         "Systems": {
@@ -52,19 +52,20 @@ def dirac_cfg_dict(
                 }
             },
             "DataManagement": {"URLs": {"FileCatalog": f"{dips}/DataManagement/FileCatalog"}},
+            # DIRAC's StorageElement asks the status system before every read.
+            "ResourceStatus": {"URLs": {"ResourceStatus": f"{dips}/ResourceStatus/ResourceStatus"}},
         },
         "Resources": {
+            # The sandbox SE is read through SandboxStore's file transfer, as DIRAC's is; the
+            # sites' SEs hold the jobs' output data, which only the catalogue is asked about.
             "StorageElements": {
-                SANDBOX_SE: {
-                    "BackendType": "DISET",
-                    "AccessProtocol.1": {
-                        "Host": dips_host.hostname or "127.0.0.1",
-                        "Port": str(dips_host.port),
-                        "PluginName": "DIP",
-                        "Protocol": "dips",
-                        "Path": f"{wms}/SandboxStore",
-                        "Access": "remote",
-                    },
+                SANDBOX_SE: _dip_se(dips, f"{wms}/SandboxStore"),
+                **{se: _dip_se(dips, "/DataManagement/StorageElement") for se in SITE_SES.values()},
+            },
+            # The sites jobs run at, each with its SE (DIRAC maps SEs to sites by these).
+            "Sites": {
+                "LCG": {
+                    site: {"Name": site.split(".")[1], "SE": se} for site, se in SITE_SES.items()
                 }
             },
             "FileCatalogs": {
@@ -77,11 +78,30 @@ def dirac_cfg_dict(
                 }
             },
         },
+        # No accounting of data operations: the simulator has no Accounting service (the
+        # client would report each download to it, and wait for it to fail).
+        "Operations": {"Defaults": {"MonitoringBackends": {"Default": ""}}},
         "Registry": {
             "DefaultGroup": GROUP,
             "Users": {USER: {"DN": USER_DN}},
             "Groups": {GROUP: {"Users": USER, "Properties": "NormalUser", "VO": VO}},
             "VO": {VO: {"VOAdmin": USER}},
+        },
+    }
+
+
+def _dip_se(dips: str, path: str) -> dict[str, object]:
+    """A storage element of DIRAC's DIP kind: a DISET service at `dips` + `path`."""
+    where = urlsplit(dips)
+    return {
+        "BackendType": "DISET",
+        "AccessProtocol.1": {
+            "Host": where.hostname or "127.0.0.1",
+            "Port": str(where.port),
+            "PluginName": "DIP",
+            "Protocol": "dips",
+            "Path": path,
+            "Access": "remote",
         },
     }
 

@@ -8,10 +8,15 @@ JobsStateMachine (a property test walks them).
 from __future__ import annotations
 
 import bisect
+import datetime as dt
+import math
 import random
+import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ..backends.dirac._states import DiracStatus as D
+from ._job_facts import site_of
 
 #: (status, minor status) steps of the common paths. Durations are drawn per step.
 _QUEUE = [
@@ -48,14 +53,20 @@ class SimJob:
     #: (time, status, minor status), in time order; the first is at `submitted`.
     path: tuple[tuple[float, D, str], ...]
     application_status: str = "Unknown"
-    site: str = "ANY"
+    #: Where the job runs once matched ("" draws it from the id); DIRAC says ANY before.
+    site: str = ""
+    job_group: str = "00000000"
     #: The steps' times, and each step's getJobsStates record: made once, as a sweep looks up
     #: 10^5 jobs (the records are shared: not to be changed).
     _times: list[float] = field(init=False, repr=False)
     _states: list[dict[str, str]] = field(init=False, repr=False)
+    _matched_at: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived lookups are set past the dataclass's guard, once.
+        if not self.site:
+            object.__setattr__(self, "site", site_of(self.id))
+        object.__setattr__(self, "_matched_at", self.first_time({D.MATCHED}) or math.inf)
         object.__setattr__(self, "_times", [when for when, _, _ in self.path])
         states = [
             {
@@ -80,6 +91,44 @@ class SimJob:
 
     def finished_at(self) -> float:
         return self.path[-1][0]
+
+    def site_at(self, now: float) -> str:
+        return self.site if now >= self._matched_at else "ANY"
+
+    def steps_until(self, now: float) -> tuple[tuple[float, D, str], ...]:
+        """The steps the job has taken by `now` (the first, at least)."""
+        return self.path[: self._step_at(now) + 1]
+
+    def first_time(self, statuses: Collection[D], now: float = math.inf) -> float | None:
+        """When the job first entered one of `statuses`, by `now`; None if it has not."""
+        return next((t for t, s, _ in self.path if s in statuses and t <= now), None)
+
+    def last_time(self, statuses: Collection[D], now: float) -> float | None:
+        """When the job last entered one of `statuses`, by `now`; None if it has not."""
+        return next((t for t, s, _ in reversed(self.steps_until(now)) if s in statuses), None)
+
+
+class WallClock:
+    """Server times as UTC wall-clock times in whole seconds, as DIRAC's database keeps them.
+
+    One offset, fixed at the first `fix`, maps every server time, so that each reply names
+    an instant by the same second (a fresh offset per reply would move it by the drift
+    between the clocks).
+    """
+
+    def __init__(self, offset: float | None = None) -> None:
+        self._offset = offset
+
+    def fix(self, now: float) -> None:
+        """Tie server time `now` to the wall clock's now, unless already tied."""
+        if self._offset is None:
+            self._offset = time.time() - now
+
+    def at(self, t: float) -> dt.datetime:
+        if self._offset is None:
+            raise RuntimeError("WallClock.at before fix: no offset yet")
+        seconds = math.floor(self._offset + t)
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
 
 
 def draw_path(

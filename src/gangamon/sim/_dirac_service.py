@@ -3,20 +3,27 @@
 Each handler takes the decoded positional arguments and the server time of the call, and
 returns an S_OK/S_ERROR structure, as DIRAC's JobMonitoring and SandboxStore handlers do.
 Unknown job ids are silently left out. Handlers only read the jobs: the simulator runs them
-in worker threads, as DIRAC runs its handlers.
+in worker threads, as DIRAC runs its handlers. Times are DIRAC's: datetimes of whole seconds
+on one wall clock (`WallClock`), the same instant alike in every reply.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
+import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from ..backends.dirac._states import DiracStatus as D
 from ..backends.dirac._wire import s_error, s_ok
-from ._dirac_model import SimJob
+from . import _job_facts as facts
+from ._dirac_cfg import GROUP, SANDBOX_SE, USER, VO
+from ._dirac_model import SimJob, WallClock
 
 Result = dict[str, object]
+_ENDED = frozenset({D.DONE, D.FAILED, D.KILLED})
+_WRAPPER_DONE = frozenset({D.DONE, D.FAILED, D.COMPLETED})
+_UPLOADED = frozenset({D.DONE, D.COMPLETED})
 
 
 class Hangup(enum.Enum):
@@ -24,6 +31,24 @@ class Hangup(enum.Enum):
 
     RESET = "reset"
     HTTP500 = "http500"
+
+
+class Service(Protocol):
+    def call(self, method: str, args: list[Any], now: float) -> Result: ...
+
+
+def dispatch(
+    methods: Mapping[str, Callable[..., Result]], method: str, args: list[Any], now: float
+) -> Result:
+    """`methods[method](now, *args)`, or DIRAC's S_ERROR for an unknown method or a wrong
+    number of arguments."""
+    handler = methods.get(method)
+    if handler is None:
+        return s_error(f"Unknown method {method}", 38)
+    try:
+        return handler(now, *args)
+    except TypeError:
+        return s_error(f"Wrong number of arguments for {method}: {len(args)}")
 
 
 def _job_ids(arg: object) -> list[int] | None:
@@ -42,35 +67,44 @@ def _job_ids(arg: object) -> list[int] | None:
     return None
 
 
+def _names(arg: object) -> set[str] | None:
+    """An optional list of names, as DIRAC takes it: None (all), "a,b", or a list."""
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        return {name.strip() for name in arg.split(",") if name.strip()}
+    return {str(name) for name in arg} if isinstance(arg, list) else set()
+
+
 class JobMonitoring:
     """WorkloadManagement/JobMonitoring over `jobs`."""
 
-    def __init__(self, jobs: Mapping[int, SimJob]) -> None:
+    def __init__(self, jobs: Mapping[int, SimJob], wall: WallClock | None = None) -> None:
         self.jobs = jobs
+        self.wall = wall or WallClock()
         self.methods: dict[str, Callable[..., Result]] = {
             "getJobsStatus": self._per_job(lambda j, t: {"Status": j.state_at(t)[0].value}),
             "getJobsMinorStatus": self._per_job(lambda j, t: {"MinorStatus": j.state_at(t)[1]}),
             "getJobsApplicationStatus": self._per_job(
                 lambda j, t: {"ApplicationStatus": j.application_status}
             ),
-            "getJobsSites": self._per_job(lambda j, t: {"Site": j.site}),
+            "getJobsSites": self._per_job(lambda j, t: {"Site": j.site_at(t)}),
             "getJobsStates": self._per_job(lambda j, t: j.states_at(t)),
-            "getJobsSummary": self._per_job(self._summary),
-            "getJobParameters": self._per_job(self._parameters),
+            "getJobsSummary": self._per_job(self.attributes),
+            "getJobParameters": self._parameters,
+            "getJobParameter": self._parameter,
+            "getJobAttributes": self._job_attributes,
+            "getJobAttribute": self._job_attribute,
+            "getJobSummary": self._job_attributes,
             "getJobLoggingInfo": self._logging_info,
         }
 
     def call(self, method: str, args: list[Any], now: float) -> Result:
-        handler = self.methods.get(method)
-        if handler is None:
-            return s_error(f"Unknown method {method}", 38)
-        try:
-            return handler(now, *args)
-        except TypeError:
-            return s_error(f"Wrong number of arguments for {method}: {len(args)}")
+        self.wall.fix(now)
+        return dispatch(self.methods, method, args, now)
 
     def _per_job(self, describe: Callable[[SimJob, float], object]) -> Callable[..., Result]:
-        def handler(now: float, ids: object, *_rest: object) -> Result:
+        def handler(now: float, ids: object) -> Result:
             wanted = _job_ids(ids)
             if wanted is None:
                 return s_error(f"Type mismatch in parameter 0: {type(ids).__name__}")
@@ -78,59 +112,169 @@ class JobMonitoring:
 
         return handler
 
-    @staticmethod
-    def _summary(job: SimJob, t: float) -> dict[str, object]:
-        times = {"SubmissionTime": _wall(job.submitted, t), "LastUpdateTime": _wall(t, t)}
+    def attributes(self, job: SimJob, now: float) -> dict[str, object]:
+        """The job's row of DIRAC's Jobs table at `now`."""
+        wall = self.wall.at
+        status, minor = job.state_at(now)
+        steps = job.steps_until(now)
+
+        def when(t: float | None) -> object:
+            return None if t is None else wall(t)
+
         return {
-            **job.states_at(t),
             "JobID": job.id,
-            "Site": job.site,
-            "Owner": "simuser",
-            **times,
+            "JobType": "User",
+            "JobGroup": job.job_group,
+            "JobName": f"sim_{job.id}",
+            "Site": job.site_at(now),
+            "Owner": USER,
+            "OwnerGroup": GROUP,
+            "VO": VO,
+            "SubmissionTime": wall(job.submitted),
+            "RescheduleTime": when(job.last_time({D.RESCHEDULED}, now)),
+            "LastUpdateTime": wall(steps[-1][0]),
+            "StartExecTime": when(job.first_time({D.RUNNING}, now)),
+            # The job wrapper beats while the payload runs; a Stalled job has stopped beating.
+            "HeartBeatTime": when(job.last_time({D.RUNNING, D.COMPLETING}, now)),
+            "EndExecTime": when(job.first_time(_ENDED, now)),
+            "Status": status.value,
+            "MinorStatus": minor,
+            "ApplicationStatus": job.application_status,
+            "UserPriority": 1,
+            "RescheduleCounter": sum(1 for _, s, _ in steps if s is D.RESCHEDULED),
+            "VerifiedFlag": "True",
+            "AccountedFlag": "False",
         }
 
     @staticmethod
-    def _parameters(job: SimJob, t: float) -> dict[str, object]:
-        return {"CPUNormalizationFactor": 10.0, "NormCPUTime(s)": 42, "HostName": "wn.sim"}
+    def parameters(job: SimJob, now: float) -> dict[str, object] | None:
+        """What the job wrapper has reported of the job by `now` (DIRAC's JobParametersDB
+        document), or None before it ran: DIRAC then has no document for it."""
+        started = job.first_time({D.RUNNING}, now)
+        if started is None:
+            return None
+        factor = facts.cpu_factor(job.id)
+        found: dict[str, object] = {
+            "JobID": job.id,
+            "HostName": facts.host_of(job.id),
+            "CPUNormalizationFactor": factor,
+            "GridCE": f"ce.{job.site.split('.')[1].lower()}.sim",
+            "LocalAccount": "gangamon001",
+        }
+        ended = job.first_time(_WRAPPER_DONE, now)
+        if ended is not None:
+            cpu = facts.cpu_seconds(job.id, ended - started)
+            found["TotalCPUTime(s)"] = cpu
+            found["NormCPUTime(s)"] = round(cpu * factor, 1)
+        if job.first_time(_UPLOADED, now) is not None and (lfns := facts.output_lfns(job.id)):
+            found["UploadedOutputData"] = ", ".join(lfns)
+        return found
+
+    def _parameters(self, now: float, ids: object, par_name: object = None) -> Result:
+        wanted, names = _job_ids(ids), _names(par_name)
+        if wanted is None:
+            return s_error(f"Type mismatch in parameter 0: {type(ids).__name__}")
+        found = {}
+        for i in wanted:
+            job = self.jobs.get(i)
+            values = None if job is None else self.parameters(job, now)
+            if values is not None:
+                found[i] = (
+                    values if names is None else {k: values[k] for k in names & values.keys()}
+                )
+        return s_ok(found)
+
+    def _parameter(self, now: float, job_id: object, par_name: object) -> Result:
+        result = self._parameters(now, job_id, par_name)
+        if not result["OK"] or not isinstance(job_id, int | str):
+            return result
+        value = result["Value"]
+        assert isinstance(value, dict)
+        return s_ok(value.get(int(job_id), {}))
+
+    def _job_attributes(self, now: float, job_id: object, names: object = None) -> Result:
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            return s_error(f"Type mismatch in parameter 0: {type(job_id).__name__}")
+        job = self.jobs.get(job_id)
+        if job is None:
+            return s_ok({})
+        row, wanted = self.attributes(job, now), _names(names)
+        unknown = (wanted or set()) - row.keys()
+        if unknown:
+            return s_error(f"Unknown job attribute: {sorted(unknown)[0]}")
+        return s_ok(row if wanted is None else {k: row[k] for k in wanted})
+
+    def _job_attribute(self, now: float, job_id: object, name: object) -> Result:
+        result = self._job_attributes(now, job_id, [name])
+        value = result.get("Value")
+        return s_ok(value.get(str(name))) if result["OK"] and isinstance(value, dict) else result
 
     def _logging_info(self, now: float, job_id: object) -> Result:
         if not isinstance(job_id, int) or job_id not in self.jobs:
             return s_error(f"No Logging information for job {job_id}")
+        job = self.jobs[job_id]
+        # DIRAC's JobLoggingDB gives its times as str(datetime): "YYYY-mm-dd HH:MM:SS".
         rows = [
-            [
-                status.value,
-                minor,
-                "Unknown",
-                _wall(when, now).strftime("%Y-%m-%d %H:%M:%S"),
-                "JobWrapper",
-            ]
-            for when, status, minor in self.jobs[job_id].path
+            [status.value, minor, job.application_status, str(self.wall.at(when)), "JobWrapper"]
+            for when, status, minor in job.steps_until(now)
             if when <= now
         ]
         return s_ok(rows)
 
 
 class SandboxStore:
-    """WorkloadManagement/SandboxStore: where each finished job's output sandbox lies."""
+    """WorkloadManagement/SandboxStore: each finished job's output sandbox, and its download.
 
-    def __init__(self, jobs: Mapping[int, SimJob], base_url: str):
-        self.jobs, self.base_url = jobs, base_url
+    With `pfns="dirac"` sandboxes are named as DIRAC's SandboxStore names them,
+    `SB:<SE>|/SandBox/<u>/<user>.<group>/<md5[:3]>/<md5[3:6]>/<md5>.tar.bz2` (the MD5 of the
+    tarball), for DIRAC's StorageElement client to fetch from this service (DISET
+    `transfer_toClient`, or `streamToClient` over HTTPS). With `pfns="url"` the PFN is an
+    https URL of the tarball on this server (`<base_url>/sandbox/<job id>.tar.bz2`).
+    """
+
+    def __init__(
+        self,
+        jobs: Mapping[int, SimJob],
+        base_url: str,
+        pfns: Literal["dirac", "url"] = "url",
+    ) -> None:
+        self.jobs, self.base_url, self.pfns = jobs, base_url, pfns
+        #: The sandboxes named so far, by PFN: DIRAC too serves only registered sandboxes.
+        #: Written from handler threads: one dict store each, atomic.
+        self._registered: dict[str, int] = {}
+        self.methods: dict[str, Callable[..., Result]] = {
+            "getSandboxesAssignedToEntity": self._assigned,
+            "transfer_toClient": self._transfer,
+            "streamToClient": self._transfer,
+        }
 
     def call(self, method: str, args: list[Any], now: float) -> Result:
-        if method != "getSandboxesAssignedToEntity" or len(args) != 1:
-            return s_error(f"Unknown method {method}", 38)
-        entity = args[0]
-        try:
-            kind, number = str(entity).split(":", 1)
-            job = self.jobs[int(number)] if kind == "Job" else None
-        except (ValueError, KeyError):
-            job = None
-        if job is None or job.state_at(now)[0].value not in ("Done", "Failed", "Completed"):
+        return dispatch(self.methods, method, args, now)
+
+    @staticmethod
+    def pfn(job_id: int) -> str:
+        md5 = hashlib.md5(facts.sandbox_tarball(job_id)).hexdigest()
+        owner = f"{USER}.{GROUP}"
+        return f"/SandBox/{owner[0]}/{owner}/{md5[:3]}/{md5[3:6]}/{md5}.tar.bz2"
+
+    def tarball(self, pfn: str) -> bytes | None:
+        """The registered sandbox `pfn` names (a PFN, or any URL ending in one)."""
+        start = pfn.find("/SandBox/")
+        job_id = self._registered.get(pfn[start:]) if start >= 0 else None
+        return None if job_id is None else facts.sandbox_tarball(job_id)
+
+    def _assigned(self, now: float, entity: object) -> Result:
+        kind, _, number = str(entity).partition(":")
+        job = self.jobs.get(int(number)) if kind == "Job" and number.isdigit() else None
+        if job is None or job.state_at(now)[0] not in _WRAPPER_DONE:
             return s_ok({})
-        return s_ok({"Output": [f"SB:SimSandboxSE|{self.base_url}/sandbox/{job.id}.tar.bz2"]})
+        if self.pfns == "url":
+            return s_ok({"Output": [f"SB:{SANDBOX_SE}|{self.base_url}/sandbox/{job.id}.tar.bz2"]})
+        pfn = self.pfn(job.id)
+        self._registered[pfn] = job.id
+        return s_ok({"Output": [f"SB:{SANDBOX_SE}|{pfn}"]})
 
-
-def _wall(t: float, now: float) -> dt.datetime:
-    """The UTC date of server time `t`, `now` being the server time of this moment."""
-    moment = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=now - t)
-    return moment.replace(microsecond=0)
+    def _transfer(self, now: float, file_id: object, token: object = "") -> Result:
+        # DIRAC's DIPStorage sends the whole URL, dips://host:port/<service path><PFN>.
+        tarball = self.tarball(str(file_id))
+        return s_error("Sandbox does not exist") if tarball is None else s_ok(tarball)

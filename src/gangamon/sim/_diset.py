@@ -4,10 +4,18 @@ The exchange, as DIRAC 9's RPCClient does it: the client proposes
 [[service, setup, vo], ["RPC", method], extra credentials, version]; the server accepts with
 an S_OK (an S_ERROR here is a refusal); the client sends S_OK([args...]); the server answers
 with the result; both close.
+
+A file download, as DIRAC's TransferClient.receiveFile does it (DIPStorage's getFile): the
+proposal is ["FileTransfer", "ToClient"]; the client sends S_OK([file id, token]), the
+server accepts with S_OK("Accepted"), then sends S_OK([True, <bytes>]) per chunk of at most
+1 MiB, each acknowledged by the client with an S_OK, then S_OK([False, <MD5 of the data>])
+and the service's result (S_OK()). A service's S_ERROR takes the place of the first chunk.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -20,6 +28,27 @@ if TYPE_CHECKING:
 
 #: DISET reads the proposal with a 1024-byte limit.
 MAX_PROPOSAL = 1024
+#: DIRAC's FileHelper sends files in packets of 1 MiB.
+PACKET = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFrames:
+    """A download as frames: `chunks`, each to be acknowledged, then `end` (the MD5 and the
+    result, or an S_ERROR alone)."""
+
+    chunks: list[bytes]
+    end: bytes
+
+
+def transfer_frames(result: dict[str, object]) -> TransferFrames:
+    """The frames of a transfer_toClient result: S_OK(<bytes>) or an S_ERROR."""
+    data = result.get("Value")
+    if not result.get("OK") or not isinstance(data, bytes):
+        return TransferFrames([], frame(result))
+    chunks = [frame(s_ok([True, data[i : i + PACKET]])) for i in range(0, len(data), PACKET)]
+    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return TransferFrames(chunks, frame(s_ok([False, digest])) + frame(s_ok()))
 
 
 async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
@@ -36,8 +65,14 @@ async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
             sim.stats.unauthenticated += 1
             await stream.send_all(frame(s_error("No client certificate: authentication failed")))
             return
-        if kind != "RPC" or not isinstance(method, str) or not isinstance(service, str):
-            await stream.send_all(frame(s_error(f"Unsupported action {kind!r}")))
+        if not isinstance(service, str) or not isinstance(method, str):
+            await stream.send_all(frame(s_error(f"Invalid action proposal {proposal!r:.200}")))
+            return
+        if kind == "FileTransfer" and method == "ToClient":
+            await _transfer_to_client(sim, stream, reader, service)
+            return
+        if kind != "RPC":
+            await stream.send_all(frame(s_error(f"Unsupported action {kind!r} {method!r}")))
             return
         await stream.send_all(frame(s_ok()))
         arrived = trio.current_time()
@@ -56,6 +91,32 @@ async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
         return
     finally:
         await trio.aclose_forcefully(stream)
+
+
+async def _transfer_to_client(
+    sim: DiracSim, stream: trio.abc.Stream, reader: FrameReader, service: str
+) -> None:
+    await stream.send_all(frame(s_ok()))
+    arrived = trio.current_time()
+    info = (await _receive(stream, reader)).get("Value")
+    if not isinstance(info, list) or not info:
+        await stream.send_all(frame(s_error(f"Bad file transfer description {info!r:.100}")))
+        return
+    await stream.send_all(frame(s_ok("Accepted")))
+    result = await sim.call(
+        stream, service, "transfer_toClient", info[:2], transfer_frames, arrived=arrived
+    )
+    if result is Hangup.HTTP500:
+        result = TransferFrames([], frame(s_error("Internal server error: simulated fault")))
+    if isinstance(result, Hangup):
+        return
+    for chunk in result.chunks:
+        await stream.send_all(chunk)
+        if not (await _receive(stream, reader)).get("OK"):
+            return  # the client aborted the transfer
+    began = trio.current_time()
+    await stream.send_all(result.end)
+    sim.reply_sent(trio.current_time() - began)
 
 
 async def _receive(stream: trio.abc.Stream, reader: FrameReader, limit: int = 0) -> Any:

@@ -2,6 +2,11 @@
 
 DIRAC's Tornado server runs with `compress_response`: a JSON reply of 1 KiB or more goes
 gzipped (level 6) to a client that accepts gzip, as Tornado's GZipContentEncoding does.
+
+Output sandboxes come as DIRAC's TornadoSandboxStore sends them, the raw tarball of a
+`streamToClient(file id, token)` call (application/octet-stream), and also by GET of
+`/WorkloadManagement/SandboxStore<PFN>` or `/sandbox/<job id>.tar.bz2`, for a plain
+download.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
     from .dirac import DiracSim
 
 Reply = tuple[int, str, bytes]
+_SANDBOX_PATH = "/WorkloadManagement/SandboxStore/SandBox/"
 
 _GZIP_MIN_LENGTH = 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -54,7 +60,8 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
             )
             began = trio.current_time()
             await stream.send_all(response)
-            if content_type == "application/json":  # a service's reply, due at a modelled time
+            # A service's reply (JSON, or a download's bytes), due at a modelled time.
+            if content_type in ("application/json", "application/octet-stream"):
                 sim.reply_sent(trio.current_time() - began)
             if conn.our_state is h11.MUST_CLOSE:
                 return
@@ -72,8 +79,11 @@ async def _respond(
     if isinstance(stream, trio.SSLStream) and not stream.getpeercert():
         sim.stats.unauthenticated += 1
         return 401, "text/plain", b"Unauthorized: no client certificate"
-    if request.method == b"GET" and target.startswith("/sandbox/"):
-        tarball = sim.sandbox_file(target.removeprefix("/sandbox/"))
+    if request.method == b"GET" and target.startswith(("/sandbox/", _SANDBOX_PATH)):
+        if target.startswith(_SANDBOX_PATH):
+            tarball = sim.sandbox.tarball(target)
+        else:
+            tarball = sim.sandbox_file(target.removeprefix("/sandbox/"))
         if tarball is None:
             return 404, "text/plain", f"no sandbox at {target}".encode()
         return 200, "application/x-bzip2", tarball
@@ -85,13 +95,16 @@ async def _respond(
     except WireError as e:
         return 400, "text/plain", str(e).encode()
     service = f"{system}/{section.removeprefix('Tornado')}"
-    encode = _gzipped_json if _accepts_gzip(request) else jencode
+    if method == "streamToClient":
+        encode = _raw_or_json
+    else:
+        encode = _gzipped_json if _accepts_gzip(request) else _json
     result = await sim.call(stream, service, method, args, encode, arrived=arrived)
     if result is Hangup.RESET:
         return None
     if result is Hangup.HTTP500:
         return 500, "text/plain", b"Internal Server Error: simulated fault"
-    return 200, "application/json", result
+    return 200, *result
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[object, float]:
@@ -110,6 +123,20 @@ def _accepts_gzip(request: h11.Request) -> bool:
     )
 
 
-def _gzipped_json(result: dict[str, object]) -> bytes:
+def _json(result: dict[str, object]) -> tuple[str, bytes]:
+    return "application/json", jencode(result)
+
+
+def _gzipped_json(result: dict[str, object]) -> tuple[str, bytes]:
     data = jencode(result)
-    return gzip.compress(data, compresslevel=6) if len(data) >= _GZIP_MIN_LENGTH else data
+    if len(data) >= _GZIP_MIN_LENGTH:
+        data = gzip.compress(data, compresslevel=6)
+    return "application/json", data
+
+
+def _raw_or_json(result: dict[str, object]) -> tuple[str, bytes]:
+    """A download's bytes as they are (DIRAC's `rawContent`), an S_ERROR as JSON."""
+    data = result.get("Value")
+    if result.get("OK") and isinstance(data, bytes):
+        return "application/octet-stream", data
+    return _json(result)

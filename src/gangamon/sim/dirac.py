@@ -6,7 +6,11 @@ what a client sees: POST /WorkloadManagement/TornadoJobMonitoring with the form 
 a client certificate, 500 with a raw body on a server fault. Over TLS it presents a host
 certificate of its own CA and accepts RFC 3820 proxies; plain HTTP is there for tests.
 
-Jobs follow DIRAC's state machine on this server's clock (`_dirac_model`). Calls take time
+Besides JobMonitoring it serves SandboxStore (output sandboxes, downloaded as DIRAC's own
+client does: a DIP storage element on the dips face, `_diset_transfer`) and a FileCatalog of
+the jobs' output files. Jobs follow DIRAC's state machine on this server's clock
+(`_dirac_model`); what DIRAC records of them besides is drawn from their ids
+(`_job_facts`). Calls take time
 from a latency model (base + per id + a heavy tail), run at most `threads` at once with at most
 `backlog` waiting (connections beyond are closed, as DIRAC's reactor does), and faults can be
 injected: an S_ERROR, an HTTP 500, a reset connection, a call that hangs.
@@ -14,26 +18,30 @@ injected: an S_ERROR, an HTTP 500, a reset connection, a call that hangs.
 
 from __future__ import annotations
 
-import io
 import random
 import ssl
-import tarfile
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, TypeVar, cast
 
 import trio
 
 from ..backends.dirac._states import DiracStatus
 from ..backends.dirac._wire import s_error
 from ._certs import Credentials
-from ._dirac_model import Outcomes, SimJob, draw_path
-from ._dirac_service import Hangup, JobMonitoring, SandboxStore
+from ._dirac_cfg import SANDBOX_SE
+from ._dirac_model import Outcomes, SimJob, WallClock, draw_path
+from ._dirac_service import Hangup, JobMonitoring, SandboxStore, Service
 from ._diset import diset_connection
+from ._file_catalog import FileCatalog
 from ._http import http_connection
+from ._job_facts import SITE_SES, sandbox_tarball
+from ._resource_status import ResourceStatus
 
 FAULTS = ("s_error", "http500", "reset", "hang")
+#: What a face encodes a result into (bytes, or frames, or a reply with its content type).
+Encoded = TypeVar("Encoded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +81,10 @@ class DiracSim:
     """Simulated DIRAC jobs and the services that report on them.
 
     `clock` is the server's time (trio's by default, so MockClock drives it in tests that
-    stay off the network).
+    stay off the network). `sandbox_pfns` is how SandboxStore names output sandboxes:
+    "dirac" as DIRAC does (`SB:SimSandboxSE|/SandBox/...`, for DIRAC's client and its
+    StorageElement), "url" as https URLs of this server (what gangamon's HTTPS transport
+    downloads); see `SandboxStore`.
     """
 
     def __init__(
@@ -87,6 +98,7 @@ class DiracSim:
         backlog: int = 100,
         credentials: Credentials | None = None,
         clock: Callable[[], float] = trio.current_time,
+        sandbox_pfns: Literal["dirac", "url"] = "url",
     ) -> None:
         self.jobs: dict[int, SimJob] = {}
         self.rng = random.Random(seed)
@@ -107,10 +119,14 @@ class DiracSim:
         self._waiting = 0
         self._faults: list[str] = []
         self._next_id = 1000
-        self._sandbox = SandboxStore(self.jobs, "")
-        self.services: dict[str, JobMonitoring | SandboxStore] = {
-            "WorkloadManagement/JobMonitoring": JobMonitoring(self.jobs),
-            "WorkloadManagement/SandboxStore": self._sandbox,
+        #: Every reply's times on one wall clock.
+        self.wall = WallClock()
+        self.sandbox = SandboxStore(self.jobs, "", sandbox_pfns)
+        self.services: dict[str, Service] = {
+            "WorkloadManagement/JobMonitoring": JobMonitoring(self.jobs, self.wall),
+            "WorkloadManagement/SandboxStore": self.sandbox,
+            "DataManagement/FileCatalog": FileCatalog(self.jobs, self.wall),
+            "ResourceStatus/ResourceStatus": ResourceStatus([SANDBOX_SE, *SITE_SES.values()]),
         }
 
     def _now(self) -> float:
@@ -157,7 +173,7 @@ class DiracSim:
         https = await trio.open_tcp_listeners(port, host=host)
         scheme = "https" if self.credentials else "http"
         self.url = f"{scheme}://{host}:{https[0].socket.getsockname()[1]}"
-        self._sandbox.base_url = self.url
+        self.sandbox.base_url = self.url
         context = self.ssl_context()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve, http_connection, _wrap(https, context))
@@ -199,10 +215,10 @@ class DiracSim:
         service: str,
         method: str,
         args: list[object],
-        encode: Callable[[dict[str, object]], bytes],
+        encode: Callable[[dict[str, object]], Encoded],
         *,
         arrived: float,
-    ) -> bytes | Hangup:
+    ) -> Encoded | Hangup:
         """Run one call on a server thread, with latency and any injected fault; the reply
         comes back encoded by `encode` (each face has its own wire format).
 
@@ -212,6 +228,8 @@ class DiracSim:
         handler = self.services.get(service)
         if handler is None:
             return encode(s_error(f"Unknown service {service}", 38))
+        # The first call ties the replies' wall-clock times to this moment.
+        self.wall.fix(self._now())
         self._waiting += 1
         admitted = False
         queued = trio.current_time()
@@ -228,12 +246,12 @@ class DiracSim:
     async def _run_call(
         self,
         stream: trio.abc.Stream,
-        service: JobMonitoring | SandboxStore,
+        service: Service,
         method: str,
         args: list[object],
-        encode: Callable[[dict[str, object]], bytes],
+        encode: Callable[[dict[str, object]], Encoded],
         started: float,
-    ) -> bytes | Hangup:
+    ) -> Encoded | Hangup:
         stats = self.stats
         stats.calls[method] += 1
         ids = args[0] if args and isinstance(args[0], list) else [None]
@@ -285,13 +303,7 @@ class DiracSim:
             job = self.jobs[int(name.removesuffix(".tar.bz2"))]
         except (KeyError, ValueError):
             return None
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:bz2") as tar:
-            content = f"output of simulated DIRAC job {job.id}\n".encode()
-            info = tarfile.TarInfo("std.out")
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-        return buffer.getvalue()
+        return sandbox_tarball(job.id)
 
 
 def _wrap(
