@@ -3,16 +3,18 @@ documented formats), parsed; then each backend live against fake commands on PAT
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
-from gangamon import BackendError, BackendSettings, Monitor, NewJob, Status, Store
+from gangamon import BackendError, BackendSettings, JobRef, Monitor, NewJob, Status, Store, Update
 from gangamon.backends._batch import BatchBackend, BatchState
 from gangamon.backends.condor import CondorBackend, parse_condor_json
 from gangamon.backends.lsf import LsfBackend, parse_bjobs_json
-from gangamon.backends.pbs import PbsBackend, parse_qstat_json
+from gangamon.backends.pbs import PbsBackend, parse_qstat_json, with_sequence_numbers
 from gangamon.backends.sge import SgeBackend, parse_qacct, parse_qstat_xml
 
 OUTPUTS = Path(__file__).with_name("batch_outputs")
@@ -61,6 +63,10 @@ def test_pbs() -> None:
         "2004.pbs-head": S.FAILED,
     }
     assert states["2004.pbs-head"].detail == "exit status -29"
+    # A client may keep only the sequence number; not when two servers' jobs share it.
+    both = with_sequence_numbers({**states, "2001.other": states["2002.pbs-head"]})
+    assert both["2003"] == states["2003.pbs-head"]
+    assert "2001" not in both
 
 
 def test_sge() -> None:
@@ -154,3 +160,36 @@ async def test_live_against_fake_commands(
                 assert await monitor.wait_for(job, [status]) == status
             monitor.stop()
     assert backend.queries >= 3
+
+
+class Counting(BatchBackend):
+    """Lists what the test says."""
+
+    name = "counting"
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(settings=BackendSettings(poll_interval=interval, chunk_size=10**9))
+        self.listing: dict[str, BatchState] = {}
+
+    async def query(self) -> dict[str, BatchState]:
+        return dict(self.listing)
+
+    def kill_command(self, job_id: str) -> list[str]:
+        return ["true"]
+
+
+async def test_polls_within_an_interval_share_one_listing(autojump_clock: Any) -> None:
+    backend = Counting(10.0)
+    backend.listing = {"1": BatchState("RUNNING", S.RUNNING)}
+    old, new = JobRef(1, "1", S.SUBMITTED), JobRef(2, "2", S.SUBMITTED)
+    first = await backend.poll([old])
+    assert [(u.job, u.status) for u in first] == [(1, S.RUNNING)]
+    backend.listing["2"] = BatchState("PENDING", S.SUBMITTED)
+    await trio.sleep(5.0)
+    # A job the last listing did not show waits for the next: no history asked for it.
+    assert await backend.poll([new]) == []
+    assert (backend.queries, backend.histories) == (1, 0)
+    await trio.sleep(4.0)  # 9 s after the listing: a sweep that starts early lists again
+    updates: Sequence[Update] = await backend.poll([old, new])
+    assert [(u.job, u.status) for u in updates] == [(1, S.RUNNING), (2, S.SUBMITTED)]
+    assert backend.queries == 2

@@ -1,8 +1,10 @@
-"""What every batch-system backend shares: one listing command per poll, a history command
-for the jobs it no longer lists, and `unknown` (never a guess) for jobs neither knows.
+"""What every batch-system backend shares: one listing command per poll interval, a history
+command for the jobs it no longer lists, and `unknown` (never a guess) for jobs neither knows.
 
 A system's module says which commands to run and how to read them; this module does the
-rest. Commands are argument lists, run under the engine's deadline (a cancelled command is
+rest. The listing runs at most once per poll interval however often the engine polls (it
+polls newly tracked jobs at once), so that a batch controller is never asked more often.
+Commands are argument lists, run under the engine's deadline (a cancelled command is
 killed), and output that cannot be read is a `BackendError`: the poll counts as failed and
 no job changes.
 """
@@ -21,6 +23,11 @@ from ._protocol import Backend, BackendError, BackendSettings, BackendUnavailabl
 
 log = logging.getLogger("gangamon.batch")
 
+#: A poll sooner than this fraction of the poll interval after the last listing reuses it.
+#: Not the whole interval: the engine's sweeps come one interval apart, and a sweep that
+#: started a little early must still run its listing.
+LISTING_SPACING = 0.9
+
 
 @dataclass(frozen=True, slots=True)
 class BatchState:
@@ -38,16 +45,26 @@ class BatchBackend(Backend):
     query_name = "query"
 
     def __init__(
-        self, *, settings: BackendSettings | None = None, vanish_grace: float = 600.0
+        self,
+        *,
+        settings: BackendSettings | None = None,
+        vanish_grace: float = 600.0,
+        name: str | None = None,
     ) -> None:
         # One listing answers for every job: one "chunk", one call in flight.
         self.settings = settings or BackendSettings(
             poll_interval=30.0, chunk_size=10**9, concurrency=1, call_deadline=60.0
         )
         self.vanish_grace = vanish_grace
-        #: Listing commands run so far (one per poll).
+        if name is not None:
+            self.name = name
+        #: Listing commands run so far (at most one per poll interval).
         self.queries = 0
+        #: Times the history was asked about jobs a listing left out.
+        self.histories = 0
         self._vanished: dict[str, float] = {}
+        #: When the last listing ran, and what it said (None if it failed).
+        self._last: tuple[float, dict[str, BatchState] | None] | None = None
 
     async def query(self) -> dict[str, BatchState]:
         """Every job the system lists for this user, by job id."""
@@ -61,9 +78,22 @@ class BatchBackend(Backend):
         raise NotImplementedError
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
-        """One listing for all the jobs; history for the ones it leaves out."""
+        """One listing for all the jobs; history for the ones it leaves out.
+
+        A poll within `LISTING_SPACING` of a poll interval after the last listing is answered
+        from that listing, and the jobs it does not show are left out until the next one.
+        """
+        now = trio.current_time()
+        if self._last is not None and now - self._last[0] < (
+            LISTING_SPACING * self.settings.poll_interval
+        ):
+            recent = self._last[1] or {}
+            return [_update(job, recent[job.backend_id]) for job in jobs
+                    if job.backend_id in recent]  # fmt: skip
         self.queries += 1
+        self._last = (now, None)
         listed = await self.query()
+        self._last = (now, listed)
         updates, missing = [], []
         for job in jobs:
             state = listed.get(job.backend_id)
@@ -71,12 +101,13 @@ class BatchBackend(Backend):
                 missing.append(job)
             else:
                 self._vanished.pop(job.backend_id, None)
-                updates.append(Update(job.id, state.status, state.native, state.detail))
+                updates.append(_update(job, state))
         if missing:
             updates += await self._resolve(missing)
         return updates
 
     async def _resolve(self, jobs: list[JobRef]) -> list[Update]:
+        self.histories += 1
         found = await self.history([j.backend_id for j in jobs])
         updates = []
         now = trio.current_time()
@@ -84,7 +115,7 @@ class BatchBackend(Backend):
             state = found.get(job.backend_id)
             if state is not None:
                 self._vanished.pop(job.backend_id, None)
-                updates.append(Update(job.id, state.status, state.native, state.detail))
+                updates.append(_update(job, state))
                 continue
             first_missed = self._vanished.setdefault(job.backend_id, now)
             if now - first_missed >= self.vanish_grace:
@@ -98,6 +129,10 @@ class BatchBackend(Backend):
     async def kill(self, job: JobRef) -> None:
         """The system's kill command; never abandoned (the engine waits for it)."""
         await run_command(self.kill_command(job.backend_id))
+
+
+def _update(job: JobRef, state: BatchState) -> Update:
+    return Update(job.id, state.status, state.native, state.detail)
 
 
 async def run_command(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[bytes]:

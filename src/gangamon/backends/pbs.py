@@ -3,11 +3,15 @@
 job_state: Q, H, W, T, M -> submitted; R, E, S, U, B -> running; F and X (finished) ->
 completed if Exit_status is 0, else failed (PBS reports a job killed by signal N as 256+N, and
 its own kills, such as walltime, as negative codes).
+
+A job may be tracked by its full id ("2001.pbs-head") or by its sequence number alone
+("2001": what some clients keep of qsub's answer), unless two listed jobs share that number.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from .._status import Status
@@ -46,13 +50,22 @@ def _state(job_id: str, job: Any) -> BatchState:
     raise BackendError(f"unknown PBS job_state {state!r} for job {job_id}")
 
 
+def with_sequence_numbers(jobs: dict[str, BatchState]) -> dict[str, BatchState]:
+    """`jobs` plus each job under its sequence number, unless two servers share that number."""
+    sequences = {job_id: job_id.partition(".")[0] for job_id in jobs}
+    counts = Counter(sequences.values())
+    aliases = {sequences[job_id]: state for job_id, state in jobs.items()
+               if counts[sequences[job_id]] == 1}  # fmt: skip
+    return {**aliases, **jobs}
+
+
 class PbsBackend(BatchBackend):
     name = "pbs"
     query_name = "qstat"
 
     async def query(self) -> dict[str, BatchState]:
         result = await run_command(["qstat", "-f", "-F", "json", "-x"])
-        return parse_qstat_json(result.stdout.decode(errors="replace"))
+        return with_sequence_numbers(parse_qstat_json(result.stdout.decode(errors="replace")))
 
     def kill_command(self, job_id: str) -> list[str]:
         return ["qdel", job_id]
