@@ -217,6 +217,30 @@ async def test_untrack_and_kill_cancel_the_jobs_work(
     assert store.get(a).status == S.RUNNING
 
 
+async def test_a_job_already_monitored_under_its_backend_id_is_not_tracked_twice(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    async with open_monitor(store, [grid]) as monitor:
+        [a] = await monitor.track([NewJob("grid", "g1", S.SUBMITTED)])
+        again = await monitor.track(
+            [NewJob("grid", "g1", S.RUNNING), NewJob("grid", "g2"), NewJob("grid", "g2")]
+        )
+        assert again[0] == a
+        assert again[1] != again[2]  # a new job is not monitored: each is its own record
+        [b, b_again] = await monitor.track([NewJob("grid", "g3", S.SUBMITTED)] * 2)
+        assert b == b_again
+        await trio.sleep(25)
+        assert all(ids.count("g1") <= 1 and ids.count("g3") <= 1 for ids in grid.polled_ids)
+        grid.truth["g1"] = S.COMPLETED
+        assert await monitor.wait_for(a, [S.COMPLETED], timeout=30) == S.COMPLETED
+        # Finished, it is no longer monitored: the same backend id is a new job now.
+        [c] = await monitor.track([NewJob("grid", "g1", S.SUBMITTED)])
+        assert c not in (a, b)
+    assert [j.backend_id for j in store.jobs()].count("g1") == 2
+    assert store.get(a).status == S.COMPLETED
+
+
 async def test_wait_for_times_out_naming_the_job(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:

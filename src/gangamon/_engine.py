@@ -269,8 +269,12 @@ class Monitor:
     # -- for callers -----------------------------------------------------------------------
 
     async def track(self, jobs: Sequence[NewJob]) -> list[int]:
-        """Store new jobs and start monitoring the active ones at once (not at the next sweep).
+        """Store new jobs and start monitoring the active ones at once (not at the next sweep);
+        return their ids, in order.
 
+        An active job whose backend already monitors one under the same backend id (tracked
+        before, or earlier in `jobs`) is not stored again: its id is that job's, and it is
+        polled or watched once (a parent named by its future id counts only the jobs stored).
         Raises `ValueError` naming a backend this monitor does not run; nothing is stored then.
         """
         for job in jobs:
@@ -278,12 +282,32 @@ class Monitor:
                 raise ValueError(
                     f"unknown backend {job.backend!r} (configured: {', '.join(self._runners)})"
                 )
-        ids = await self.store.add_jobs(jobs)
-        for job_id, job in zip(ids, jobs, strict=True):
+        ids: list[int] = [0] * len(jobs)
+        stored: list[int] = []  # positions in `jobs` of the jobs to store
+        first: dict[tuple[str, str], int] = {}  # position of each active job to store
+        repeats: list[tuple[int, int]] = []  # (position, position of the same job earlier)
+        for position, job in enumerate(jobs):
+            if job.status in ACTIVE and job.backend_id:
+                known = self._runners[job.backend].tracking(job.backend_id)
+                if known is not None:
+                    ids[position] = known
+                    continue
+                key = (job.backend, job.backend_id)
+                if key in first:
+                    repeats.append((position, first[key]))
+                    continue
+                first[key] = position
+            stored.append(position)
+        new_ids = await self.store.add_jobs([jobs[p] for p in stored])
+        for position, job_id in zip(stored, new_ids, strict=True):
+            ids[position] = job_id
+            job = jobs[position]
             if job.status in ACTIVE and job.backend_id is not None:
                 self._runners[job.backend].add(
                     _ref(job_id, job.backend_id, job.status, job.native_status)
                 )
+        for position, earlier in repeats:
+            ids[position] = ids[earlier]
         await self._publish()
         return ids
 

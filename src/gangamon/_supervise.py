@@ -67,6 +67,8 @@ class BackendRunner:
         self._tag = {"backend": self.name}
         #: The jobs this backend still has to report on, as last stored.
         self.jobs: dict[int, JobRef] = {}
+        #: The same jobs by backend id.
+        self._by_backend_id: dict[str, int] = {}
         #: When the newest applied report of a job was observed: older ones are out of order.
         self.observed: dict[int, float] = {}
         self.limiter = trio.CapacityLimiter(self.settings.concurrency)
@@ -109,11 +111,17 @@ class BackendRunner:
         if job.status == Status.COMPLETING:
             self._start_job_task(job)
 
+    def tracking(self, backend_id: str) -> int | None:
+        """The id of the job this backend reports on under `backend_id`, if any."""
+        return self._by_backend_id.get(backend_id)
+
     def discard(self, job: int) -> None:
         """Stop all work on `job` (finished, untracked, killed)."""
         gone = self.jobs.pop(job, None)
         if gone is not None:
             self._by_status[gone.status] -= 1
+            if self._by_backend_id.get(gone.backend_id) == job:
+                del self._by_backend_id[gone.backend_id]
         self.observed.pop(job, None)
         self._fresh.discard(job)
         for tasks in (self._watches, self._finalisers):
@@ -127,6 +135,8 @@ class BackendRunner:
             self._by_status[old.status] -= 1
         self._by_status[job.status] += 1
         self.jobs[job.id] = job
+        if job.backend_id:
+            self._by_backend_id[job.backend_id] = job.id
 
     def clear(self) -> None:
         """Forget every job (before loading them again from the store)."""

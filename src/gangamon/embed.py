@@ -202,7 +202,8 @@ class EmbeddedMonitor:
         return self._monitor
 
     def track(self, jobs: Sequence[NewJob]) -> list[int]:
-        """Store `jobs` and monitor the active ones; return their gangamon ids."""
+        """Store `jobs` and monitor the active ones; return their gangamon ids (an active job
+        already monitored under the same backend id keeps its id: see `Monitor.track`)."""
         return self.call(self.monitor.track, jobs)
 
     def untrack(self, jobs: Collection[int]) -> None:
