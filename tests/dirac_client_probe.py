@@ -1,16 +1,30 @@
-"""Run by test_dirac_client in a fresh process: the real DIRAC client against one URL.
+"""Run by test_dirac_client in a fresh process: the real DIRAC client against the simulator.
 
-Usage: dirac_client_probe.py URL CA_DIR PROXY ID...   Prints one JSON line.
+Usage:
+  dirac_client_probe.py URL CA_DIR PROXY ID...
+      getJobsStatus and Dirac().getJobStatus at one URL. Prints one JSON line.
+  dirac_client_probe.py --finalise FACTS_JSON WIRE OUT_DIR ID...
+      what Ganga's monitor does to finalise jobs, with a dirac.cfg from gangamon.sim.dirac_cfg
+      (JobMonitoring over WIRE, https or dips): job summaries, logging info, parameters,
+      attributes, output sandboxes of the Done jobs into OUT_DIR, and the file catalogue's
+      records of their output data. Prints one JSON line (datetimes as "YYYY-mm-dd HH:MM:SS").
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
+    if sys.argv[1] == "--finalise":
+        facts_json, wire, out_dir, *ids = sys.argv[2:]
+        print(json.dumps(finalise(json.loads(facts_json), wire, Path(out_dir), ids), default=_time))
+        return
     url, ca_dir, proxy, *ids = sys.argv[1:]
     os.environ["X509_USER_PROXY"] = proxy
     import DIRAC
@@ -36,8 +50,72 @@ def main() -> None:
     print(json.dumps({"getJobsStatus": _plain(status), "Dirac.getJobStatus": _plain(dirac)}))
 
 
-def _plain(result: dict[str, object]) -> object:
+def finalise(facts: dict[str, Any], wire: str, out_dir: Path, ids: list[str]) -> dict[str, Any]:
+    from gangamon.sim import dirac_cfg
+
+    cfg = dirac_cfg(
+        out_dir / f"dirac-{wire}.cfg",
+        https=facts["https"],
+        dips=facts["dips"],
+        ca_dir=Path(facts["ca_dir"]),
+        job_monitoring="dips" if wire == "dips" else "https",
+    )
+    os.environ["DIRACSYSCONFIG"] = str(cfg)
+    os.environ["X509_USER_PROXY"] = facts["proxy"]
+    import DIRAC
+
+    DIRAC.initialize(require_auth=False)
+    from DIRAC.Core.DISET.RPCClient import RPCClient
+    from DIRAC.Interfaces.API.Dirac import Dirac
+    from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
+
+    job_ids = [int(i) for i in ids]
+    dirac, monitoring = Dirac(), JobMonitoringClient()
+    states = _plain(dirac.getJobStatus(job_ids))
+    done = [i for i in job_ids if states["Value"][i]["Status"] == "Done"]
+    found: dict[str, Any] = {
+        "status": states,
+        "summary": _plain(monitoring.getJobsSummary(job_ids)),
+        "logging": {i: _plain(monitoring.getJobLoggingInfo(i)) for i in job_ids},
+        "parameters": _plain(monitoring.getJobParameters(job_ids)),
+        "Dirac.getJobParameters": {i: _plain(dirac.getJobParameters(i)) for i in done},
+        "sandboxes": {},
+    }
+    if wire == "dips":
+        # Ganga's finished_job asks this way: DISET's RPCClient, which refuses https URLs.
+        jm = RPCClient("WorkloadManagement/JobMonitoring")
+        found["attributes"] = {i: _plain(jm.getJobAttributes(i)) for i in job_ids}
+    else:
+        found["attributes"] = {i: _plain(monitoring.getJobAttributes(i)) for i in job_ids}
+    for i in done:
+        result = dirac.getOutputSandbox(i, outputDir=str(out_dir / wire))
+        where = out_dir / wire / str(i)
+        files = {p.name: p.read_text() for p in where.iterdir()} if where.is_dir() else {}
+        found["sandboxes"][i] = {"result": _plain(result), "files": files}
+    lfns = sorted(
+        lfn
+        for i in done
+        for lfn in found["Dirac.getJobParameters"][i]["Value"]
+        .get("UploadedOutputData", "")
+        .split(", ")
+        if lfn
+    )
+    missing = f"{lfns[0]}.missing" if lfns else "/gangamon/user/g/gangamon/none"
+    found["lfns"] = lfns
+    found["metadata"] = _plain(dirac.getLfnMetadata([*lfns, missing]))
+    found["replicas"] = _plain(dirac.getReplicas(lfns))
+    found["missing"] = missing
+    return found
+
+
+def _plain(result: dict[str, Any]) -> dict[str, Any]:
     return {"OK": result["OK"], "Value": result.get("Value"), "Message": result.get("Message")}
+
+
+def _time(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    raise TypeError(f"not JSON: {value!r:.100}")
 
 
 if __name__ == "__main__":

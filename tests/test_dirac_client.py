@@ -20,6 +20,7 @@ import trio
 from gangamon import BackendSettings, Monitor, NewJob, Status, Store
 from gangamon.backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, ganga_status
 from gangamon.backends.dirac._states import parse_dirac_status
+from gangamon.sim._job_facts import SITE_SES, guid_of
 from gangamon.sim.process import dirac_sim_process
 
 pytest.importorskip("DIRAC", reason="the real DIRAC client is installed by `nox -s dirac`")
@@ -47,9 +48,24 @@ def still_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         yield facts
 
 
-def probe(url: str, facts: dict[str, Any], ids: list[int]) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def ended_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Jobs that have all ended by the time a client starts (their whole path takes
+    microseconds), named by DIRAC-style sandbox PFNs."""
+    with dirac_sim_process(
+        tmp_path_factory.mktemp("ended"),
+        jobs=12,
+        mean_runtime=1e-6,
+        latency=0.001,
+        tail_probability=0,
+        sandbox_pfns="dirac",
+    ) as facts:
+        yield facts
+
+
+def run_probe(*args: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(PROBE), url, facts["ca_dir"], facts["proxy"], *map(str, ids)],
+        [sys.executable, str(PROBE), *args],
         capture_output=True,
         text=True,
         env=client_env(),
@@ -57,6 +73,10 @@ def probe(url: str, facts: dict[str, Any], ids: list[int]) -> dict[str, Any]:
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def probe(url: str, facts: dict[str, Any], ids: list[int]) -> dict[str, Any]:
+    return run_probe(url, facts["ca_dir"], facts["proxy"], *map(str, ids))
 
 
 @pytest.mark.parametrize("transport", ["https", "dips"])
@@ -136,3 +156,59 @@ async def test_threaded_real_client_transport_end_to_end(wire: str, tmp_path: Pa
         expected = ganga_status(parse_dirac_status(state["Status"]), state["MinorStatus"])
         assert record.status == expected
     assert monitor.statistics().backends["dirac"].errors == 0
+
+
+@pytest.mark.parametrize("wire", ["https", "dips"])
+def test_real_client_finalises_jobs_as_ganga_does(
+    wire: str, ended_sim: dict[str, Any], tmp_path: Path
+) -> None:
+    """With only gangamon.sim.dirac_cfg's dirac.cfg, DIRAC's own client downloads and unpacks
+    output sandboxes (its StorageElement over DISET file transfer), and reads summaries,
+    logging info, parameters, attributes and the file catalogue, all consistent."""
+    first, last = ended_sim["jobs"]
+    ids = list(range(first, last + 1))
+    got = run_probe("--finalise", json.dumps(ended_sim), wire, str(tmp_path), *map(str, ids))
+    states = got["status"]["Value"]
+    done = [i for i in ids if states[str(i)]["Status"] == "Done"]
+    assert done, states
+    for i in done:
+        sandbox = got["sandboxes"][str(i)]
+        assert sandbox["result"]["OK"], sandbox["result"]["Message"]
+        assert sandbox["files"] == {"std.out": f"output of simulated DIRAC job {i}\n"}
+
+    summary, attributes = got["summary"]["Value"], got["attributes"]
+    for i in ids:
+        row, rows = summary[str(i)], got["logging"][str(i)]["Value"]
+        times = {status: when for status, _, _, when, _ in reversed(rows)}  # the first of each
+        assert row["Status"] == states[str(i)]["Status"] == rows[-1][0]
+        assert row["SubmissionTime"] == rows[0][3]
+        assert row["LastUpdateTime"] == rows[-1][3]
+        assert row["StartExecTime"] == times.get("Running")
+        ended = [times[s] for s in ("Done", "Failed", "Killed") if s in times]
+        assert row["EndExecTime"] == (ended[0] if ended else None)
+        assert (row["Site"] == "ANY") == ("Matched" not in times)
+        assert row["Site"] == states[str(i)]["Site"]
+        assert attributes[str(i)]["Value"] == row
+
+    parameters = got["parameters"]["Value"]
+    ran = {i for i in ids if any(r[0] == "Running" for r in got["logging"][str(i)]["Value"])}
+    assert {int(i) for i in parameters} == ran  # no parameters before the job wrapper ran
+    assert all("NormCPUTime(s)" in parameters[str(i)] for i in done)
+    assert len({p["HostName"] for p in parameters.values()}) > 1
+    assert len({p["CPUNormalizationFactor"] for p in parameters.values()}) > 1
+    uploaded = [i for i in done if "UploadedOutputData" in parameters[str(i)]]
+    assert 0 < len(uploaded) < len(done)
+
+    lfns = got["lfns"]
+    assert len(lfns) >= len(uploaded)
+    assert got["metadata"]["OK"], got["metadata"]["Message"]
+    assert got["replicas"]["OK"], got["replicas"]["Message"]
+    metadata, replicas = got["metadata"]["Value"], got["replicas"]["Value"]
+    assert {lfn: m["GUID"] for lfn, m in metadata["Successful"].items()} == {
+        lfn: guid_of(lfn) for lfn in lfns
+    }
+    assert list(metadata["Failed"]) == [got["missing"]]
+    assert set(replicas["Successful"]) == set(lfns)
+    for places in replicas["Successful"].values():
+        assert places
+        assert set(places) <= set(SITE_SES.values())

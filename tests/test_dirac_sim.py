@@ -1,14 +1,31 @@
-"""The simulator's HTTPS face keeps its latency model: in virtual time, over memory streams."""
+"""The simulator's faces: the HTTPS face keeps its latency model, and both faces serve output
+sandboxes as DIRAC's clients fetch them. In virtual time over memory streams, and once over
+TLS on loopback with gangamon's own HTTPS transport."""
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
 
 import h11
 import pytest
 import trio
 import trio.testing
 
-from gangamon.backends.dirac._wire import decode_job_states, tornado_body
+from gangamon.backends.dirac import DiracHttps, DiracStatus as D
+from gangamon.backends.dirac._wire import (
+    FrameReader,
+    decode_job_states,
+    frame,
+    jdecode,
+    s_ok,
+    tornado_body,
+)
+from gangamon.sim._certs import make_credentials
+from gangamon.sim._diset import diset_connection
 from gangamon.sim._http import http_connection
+from gangamon.sim._job_facts import sandbox_tarball
 from gangamon.sim.dirac import DiracSim, LatencyModel
 
 LATENCY = 0.5
@@ -64,7 +81,9 @@ async def timed_call(
 
 def fixed_latency_sim() -> DiracSim:
     return DiracSim(
-        mean_runtime=1e9, latency=LatencyModel(base=LATENCY, per_id=0, tail_probability=0)
+        mean_runtime=1e9,
+        latency=LatencyModel(base=LATENCY, per_id=0, tail_probability=0),
+        sandbox_pfns="dirac",
     )
 
 
@@ -98,3 +117,153 @@ async def test_replies_learn_to_have_left_by_the_modelled_time(
         await client.aclose()
     assert took[0] == pytest.approx(LATENCY + 0.01, abs=1e-9)
     assert took[-1] == pytest.approx(LATENCY, abs=1e-4)
+
+
+def done_job(sim: DiracSim) -> int:
+    now = trio.current_time()
+    return sim.add_job([(now - 2, D.RECEIVED, "Job accepted"), (now - 1, D.DONE, "Done")])
+
+
+async def receive(stream: trio.abc.Stream, reader: FrameReader) -> Any:
+    """The next DISET frame's value."""
+    while True:
+        for payload in reader.frames():
+            return jdecode(payload)
+        reader.feed(bytes(await stream.receive_some()))
+
+
+async def diset_call(sim: DiracSim, service: str, method: str, *args: object) -> Any:
+    """One DISET RPC, as DIRAC's RPCClient makes it; its result."""
+    client, server = trio.testing.memory_stream_pair()
+    reader = FrameReader()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(diset_connection, sim, server)
+        await client.send_all(frame(s_ok([[service, "None", "unknown"], ["RPC", method], "", "9"])))
+        assert (await receive(client, reader))["OK"]
+        await client.send_all(frame(s_ok(list(args))))
+        return await receive(client, reader)
+
+
+async def test_dips_face_sends_a_sandbox_as_dirac_transfer_client_receives_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """DIRAC's DIPStorage.getFile: TransferClient.receiveFile over DISET, each chunk
+    acknowledged, the MD5 at the end, then the service's S_OK; the data after the latency."""
+    sim = fixed_latency_sim()
+    job_id = done_job(sim)
+    assigned = await diset_call(
+        sim, "WorkloadManagement/SandboxStore", "getSandboxesAssignedToEntity", f"Job:{job_id}"
+    )
+    pfn = assigned["Value"]["Output"][0].split("|", 1)[1]
+    client, server = trio.testing.memory_stream_pair()
+    reader = FrameReader()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(diset_connection, sim, server)
+        action = ["FileTransfer", "ToClient"]
+        await client.send_all(
+            frame(s_ok([["WorkloadManagement/SandboxStore", "None", "unknown"], action, "", "9"]))
+        )
+        assert (await receive(client, reader))["OK"]
+        url = f"dips://127.0.0.1:9196/WorkloadManagement/SandboxStore{pfn}"
+        began = trio.current_time()
+        await client.send_all(frame(s_ok([url, "CheckSum"])))
+        assert await receive(client, reader) == s_ok("Accepted")
+        more, data = (await receive(client, reader))["Value"]
+        assert trio.current_time() - began == pytest.approx(LATENCY)
+        await client.send_all(frame(s_ok()))
+        assert (await receive(client, reader))["Value"] == [False, hashlib.md5(data).hexdigest()]
+        assert await receive(client, reader) == s_ok()
+    assert more is True
+    assert data == sandbox_tarball(job_id)
+    assert sim.stats.calls["transfer_toClient"] == 1
+
+
+async def test_dips_face_refuses_an_unknown_sandbox_in_place_of_its_data(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim = fixed_latency_sim()
+    client, server = trio.testing.memory_stream_pair()
+    reader = FrameReader()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(diset_connection, sim, server)
+        proposal = [["WorkloadManagement/SandboxStore", "None", "x"], ["FileTransfer", "ToClient"]]
+        await client.send_all(frame(s_ok([*proposal, "", "9"])))
+        await receive(client, reader)
+        await client.send_all(frame(s_ok(["/SandBox/g/x/abc/def/abcdef.tar.bz2", ""])))
+        assert await receive(client, reader) == s_ok("Accepted")
+        refusal = await receive(client, reader)
+    assert refusal["Message"] == "Sandbox does not exist"
+
+
+async def http_request(
+    sim: DiracSim, method: str, target: str, body: bytes = b""
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One request to the HTTPS face: status, headers, body."""
+    client, server = trio.testing.memory_stream_pair()
+    conn = h11.Connection(h11.CLIENT)
+    headers = [("Host", "sim"), ("Content-Length", str(len(body)))]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(http_connection, sim, server)
+        request = conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+        await client.send_all(request + (conn.send(h11.Data(data=body)) or b""))
+        conn.send(h11.EndOfMessage())
+        response, content = None, b""
+        while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                conn.receive_data(bytes(await client.receive_some()))
+            elif isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                content += event.data
+        await client.aclose()
+    assert response is not None
+    return response.status_code, dict(response.headers), content
+
+
+async def test_https_face_streams_a_sandbox_raw_and_serves_it_at_its_pfn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """DIRAC's TornadoSandboxStore `streamToClient` answers the tarball itself; a GET of the
+    SandboxStore's path plus the PFN gives the same bytes (a plain download)."""
+    sim = fixed_latency_sim()
+    job_id = done_job(sim)
+    assigned = sim.sandbox.call("getSandboxesAssignedToEntity", [f"Job:{job_id}"], sim.clock())
+    pfn = assigned["Value"]["Output"][0].split("|", 1)[1]  # type: ignore[index]
+    target = "/WorkloadManagement/TornadoSandboxStore"
+    status, headers, body = await http_request(
+        sim, "POST", target, tornado_body("streamToClient", [pfn, ""]) + b"&rawContent=True"
+    )
+    assert (status, headers[b"content-type"], body) == (
+        200,
+        b"application/octet-stream",
+        sandbox_tarball(job_id),
+    )
+    status, _, body = await http_request(sim, "GET", f"/WorkloadManagement/SandboxStore{pfn}")
+    assert (status, body) == (200, sandbox_tarball(job_id))
+    status, _, _ = await http_request(sim, "GET", "/WorkloadManagement/SandboxStore/SandBox/x")
+    assert status == 404
+
+
+async def test_gangamon_https_transport_downloads_a_dirac_named_sandbox(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Over TLS on loopback: the PFN a DIRAC-style SandboxStore gives, appended to the
+    SandboxStore's https path, is a URL DiracHttps.download fetches."""
+    credentials = make_credentials(tmp_path)
+    sim = DiracSim(
+        credentials=credentials,
+        latency=LatencyModel(base=0.001, per_id=0, tail_probability=0),
+        sandbox_pfns="dirac",
+    )
+    await nursery.start(sim.serve)
+    job_id = done_job(sim)
+    transport = DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file)
+    async with transport.session():
+        assigned = await transport.call(
+            "WorkloadManagement", "SandboxStore", "getSandboxesAssignedToEntity", f"Job:{job_id}"
+        )
+        [location] = assigned["Output"]
+        pfn = location.split("|", 1)[1]
+        assert pfn.startswith("/SandBox/")
+        data = await transport.download(f"{sim.url}/WorkloadManagement/SandboxStore{pfn}")
+    assert data == sandbox_tarball(job_id)

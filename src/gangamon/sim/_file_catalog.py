@@ -39,6 +39,7 @@ class FileCatalog:
         self.methods: dict[str, Callable[..., Result]] = {
             "getFileMetadata": self._bulk(self.metadata),
             "getReplicas": self._bulk(self.replicas),
+            "getDirectoryMetadata": self._directories,
         }
 
     def call(self, method: str, args: list[Any], now: float) -> Result:
@@ -70,6 +71,44 @@ class FileCatalog:
             "GID": 1,
             "FileID": int(facts.guid_of(lfn)[:7], 16),
         }
+
+    def directory_at(self, path: str, now: float) -> float | None:
+        """When directory `path` came to be, by `now`, if it is one: a job's output directory
+        once the job uploaded, or one of the directories above them (there from the
+        clock's start)."""
+        path = path.rstrip("/") or "/"
+        if path == "/" or facts.LFN_ROOT.startswith(path + "/") or path == facts.LFN_ROOT:
+            return 0.0
+        parent, _, number = path.rpartition("/")
+        job = self.jobs.get(int(number)) if parent == facts.LFN_ROOT and number.isdigit() else None
+        if job is None or not facts.output_lfns(job.id):
+            return None
+        return job.first_time(_UPLOADED, now)
+
+    def _directories(self, now: float, paths: object) -> Result:
+        wanted = _lfns(paths)
+        if wanted is None:
+            return s_error(f"Type mismatch in parameter 0: {type(paths).__name__}")
+        successful: dict[str, object] = {}
+        failed: dict[str, str] = {}
+        for path in wanted:
+            when = self.directory_at(path, now)
+            if when is None:
+                failed[path] = NO_SUCH_FILE
+                continue
+            created = self.wall.at(when)
+            successful[path] = {
+                "Type": "Directory",
+                "Mode": 0o775,
+                "Owner": USER,
+                "OwnerGroup": GROUP,
+                "UID": 1,
+                "GID": 1,
+                "Status": 0,
+                "CreationDate": created,
+                "ModificationDate": created,
+            }
+        return s_ok({"Successful": successful, "Failed": failed})
 
     @staticmethod
     def replicas(lfn: str, job: SimJob, when: float) -> dict[str, str]:
