@@ -158,11 +158,12 @@ def ganga(session: nox.Session) -> None:
 @nox.session(name="ganga-dirac", python="3.11", default=False)
 def ganga_dirac(session: nox.Session) -> None:
     """Real Ganga Dirac jobs (GangaDirac, the real DIRAC client) against the simulator,
-    monitored by Ganga's own DIRAC monitor and then by gangamon in the same session;
-    `-- --quick` in CI."""
+    monitored by Ganga's own DIRAC monitor and then by gangamon in the same session: the
+    equal-work test (20 subjobs), then the benchmark; `-- --quick` in CI."""
     # ganga[dirac]: GangaDirac's process manager imports UltraDict and psutil.
     session.install(f"ganga[dirac]=={GANGA_VERSION}")
     _install_dirac_client(session)
     _install(session, "test")
     _check_requirements(session)
+    session.run("pytest", "tests/real_ganga_dirac", "-p", "no:cacheprovider")
     session.run("python", "-m", "benchmarks.ganga_dirac", *session.posargs)

@@ -14,7 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _summary, dirac_sweep, dirac_transport, engine, ganga_local, local, plot, stop, store
+from . import (
+    _summary,
+    dirac_sweep,
+    dirac_transport,
+    engine,
+    ganga_dirac,
+    ganga_local,
+    local,
+    plot,
+    stop,
+    store,
+)
 from ._summary import Goal
 
 
@@ -60,6 +71,15 @@ def main() -> None:
     else:
         what = "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s"
         skipped("dirac transport", what, "the DIRAC client", "nox -s bench", ">= 10x")
+    # Real Ganga Dirac jobs under both monitors: full mode only (about 25 minutes). In quick
+    # mode `nox -s ganga-dirac -- --quick` runs it, in the venv that has ganga[dirac].
+    what = "Ganga Dirac jobs: gangamon vs Ganga 8.7.12's own DIRAC monitor"
+    if quick:
+        goals.append(Goal(what, "not measured in quick mode (nox -s ganga-dirac)", "-", None))
+    elif (missing := ganga_dirac.available()) is None:
+        step("ganga_dirac", ganga_dirac, lambda: ganga_dirac.measure(quick=False))
+    else:
+        skipped("ganga dirac", what, missing, "nox -s ganga-dirac", "issue 14's goals")
     results["load_average_at_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - started
     results["summary"] = _summary.as_json(goals)

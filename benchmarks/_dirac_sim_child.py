@@ -1,0 +1,159 @@
+"""The DIRAC simulator in a process of its own, driven through a small control channel.
+
+`python -m benchmarks._dirac_sim_child --dir D` serves `gangamon.sim.dirac.DiracSim` (HTTPS
+and dips, with a throw-away PKI in D) on 127.0.0.1, prints one JSON line of facts (its URLs,
+CA and proxy paths, the control port) and then answers JSON lines on that control port, one
+request per line, one reply per line:
+
+- `{"op": "add", "count": n}`: n new jobs, Received until scheduled; `{"ids": [...]}`.
+  Ganga's jobs need their DIRAC ids before their schedule can start: creating 10,000 Ganga
+  subjobs takes longer than the schedule's lead.
+- `{"op": "schedule", "paths": [[id, [[unix time, status, minor status], ...]], ...]}`: each
+  job's whole path from now on, in wall-clock time; `{"ok": true}`.
+- `{"op": "calls"}`: the calls served so far, by method; `{"calls": {...}}`.
+
+It runs apart so that its CPU is not counted as Ganga's, and it exits when its stdin closes,
+so that it never outlives the benchmark that started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from gangamon.backends.dirac import DiracStatus
+from gangamon.sim._certs import make_credentials
+from gangamon.sim._dirac_model import SimJob
+from gangamon.sim.dirac import DiracSim, LatencyModel
+
+#: Calls take 50 ms + 2 us per id, as in reference/ganga-dirac.md; no heavy tail, so that the
+#: two monitors' figures differ by what they do, not by which of them drew the slow calls.
+LATENCY = LatencyModel(base=0.05, per_id=2e-6, tail_probability=0.0)
+
+
+def _handle(sim: DiracSim, request: dict[str, Any]) -> dict[str, Any]:
+    op = request.get("op")
+    if op == "add":
+        received = [(sim.clock(), DiracStatus.RECEIVED, "Job accepted")]
+        return {"ids": [sim.add_job(received) for _ in range(int(request["count"]))]}
+    if op == "schedule":
+        # The simulator's clock is trio's: this turns wall-clock times into it.
+        offset = time.time() - sim.clock()
+        for job_id, steps in request["paths"]:
+            path = tuple((float(t) - offset, DiracStatus(s), str(m)) for t, s, m in steps)
+            # A job's path is fixed when it is made (SimJob is frozen): a new job in its place.
+            sim.jobs[int(job_id)] = SimJob(id=int(job_id), submitted=path[0][0], path=path)
+        return {"ok": True}
+    if op == "calls":
+        return {"calls": dict(sim.stats.calls)}
+    return {"error": f"unknown op {op!r}"}
+
+
+async def _control(sim: DiracSim, stream: trio.SocketStream) -> None:
+    buffer = b""
+    async with stream:
+        while chunk := await stream.receive_some(1 << 20):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                reply = _handle(sim, json.loads(line))
+                await stream.send_all(json.dumps(reply).encode() + b"\n")
+
+
+async def _until_stdin_closes() -> None:
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    async with stdin:
+        while await stdin.receive_some(4096):
+            pass
+
+
+async def _serve(directory: Path) -> None:
+    credentials = make_credentials(directory)
+    sim = DiracSim(credentials=credentials, latency=LATENCY)
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(partial(sim.serve, host="127.0.0.1"))
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, partial(_control, sim), 0, host="127.0.0.1")
+        )
+        facts = {
+            "https": urls.https,
+            "dips": urls.dips,
+            "ca_dir": str(credentials.ca_dir),
+            "ca_file": str(credentials.ca_file),
+            "proxy": str(credentials.proxy),
+            "control_port": listeners[0].socket.getsockname()[1],
+        }
+        print(json.dumps(facts), flush=True)
+        await _until_stdin_closes()
+        nursery.cancel_scope.cancel()
+
+
+@contextlib.contextmanager
+def sim_process(directory: Path) -> Iterator[dict[str, Any]]:
+    """The simulator in a child process; yields its facts; stops it on exit."""
+    command = [sys.executable, "-m", "benchmarks._dirac_sim_child", "--dir", str(directory)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as child:
+        assert child.stdout is not None
+        assert child.stdin is not None
+        try:
+            line = child.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the DIRAC simulator exited with {child.wait()}")
+            yield json.loads(line)
+        finally:
+            child.stdin.close()  # its signal to stop
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+class SimControl:
+    """The client side of the control channel (blocking: Ganga's side is synchronous)."""
+
+    def __init__(self, port: int) -> None:
+        self._socket = socket.create_connection(("127.0.0.1", port))
+        self._file = self._socket.makefile("rwb")
+
+    def _request(self, **request: object) -> dict[str, Any]:
+        self._file.write(json.dumps(request).encode() + b"\n")
+        self._file.flush()
+        reply: dict[str, Any] = json.loads(self._file.readline())
+        if "error" in reply:
+            raise RuntimeError(f"simulator control: {reply['error']}")
+        return reply
+
+    def add(self, count: int) -> list[int]:
+        return [int(i) for i in self._request(op="add", count=count)["ids"]]
+
+    def schedule(self, paths: dict[int, list[tuple[float, str, str]]]) -> None:
+        self._request(op="schedule", paths=[[i, p] for i, p in paths.items()])
+
+    def calls(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self._request(op="calls")["calls"].items()}
+
+    def close(self) -> None:
+        self._file.close()
+        self._socket.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks._dirac_sim_child")
+    parser.add_argument("--dir", type=Path, required=True)
+    trio.run(_serve, parser.parse_args().dir)
+
+
+if __name__ == "__main__":
+    main()
