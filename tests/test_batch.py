@@ -39,6 +39,8 @@ def test_condor() -> None:
     history = parse_condor_json(recorded("condor_history.json"))
     assert statuses(history) == {"99.0": S.COMPLETED, "98.0": S.KILLED, "97.0": S.FAILED}
     assert history["97.0"].detail == "killed by signal 9"
+    assert history["99.0"].details == {"host": "slot2@wn02.example.org", "cpu": 301.0}
+    assert history["98.0"].details is None
     assert parse_condor_json(recorded("condor_q.json"))["101.1"].detail.startswith("Error from")
     assert parse_condor_json("") == {}  # condor_q prints nothing when there are no jobs
 

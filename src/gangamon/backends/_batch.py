@@ -36,6 +36,8 @@ class BatchState:
     native: str
     status: Status
     detail: str = ""
+    #: What else the system says of the job (its host, its CPU time...), by name.
+    details: dict[str, object] | None = None
 
 
 class BatchBackend(Backend):
@@ -132,7 +134,7 @@ class BatchBackend(Backend):
 
 
 def _update(job: JobRef, state: BatchState) -> Update:
-    return Update(job.id, state.status, state.native, state.detail)
+    return Update(job.id, state.status, state.native, state.detail, details=state.details)
 
 
 async def run_command(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[bytes]:

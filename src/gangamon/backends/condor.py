@@ -3,6 +3,8 @@
 Job ids are "cluster.proc". JobStatus: 1 idle, 2 running, 3 removed, 4 completed, 5 held,
 6 transferring output, 7 suspended. A completed job's ExitCode (or ExitBySignal) decides
 completed or failed; removed is killed; held is shown as submitted with its HoldReason.
+Where HTCondor says where the job runs and how much CPU it has used, they are the change's
+details: `host` (RemoteHost) and `cpu` (RemoteUserCpu, seconds).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from .._status import Status
 from ._batch import BatchBackend, BatchState, run_command
 from ._protocol import BackendError
 
-_ATTRIBUTES = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason"
+_ATTRIBUTES = ("ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,"
+               "RemoteHost,RemoteUserCpu")  # fmt: skip
 _NAMES = {1: "Idle", 2: "Running", 3: "Removed", 4: "Completed", 5: "Held",
           6: "TransferringOutput", 7: "Suspended"}  # fmt: skip
 
@@ -43,17 +46,22 @@ def _job(ad: Any) -> tuple[str, BatchState]:
     name = _NAMES.get(code)
     if name is None:
         raise BackendError(f"unknown condor JobStatus {code} for job {job_id}")
+    found = {key: ad[attribute] for key, attribute in (("host", "RemoteHost"),
+             ("cpu", "RemoteUserCpu")) if ad.get(attribute) is not None}  # fmt: skip
+    details = found or None
     if code in (1, 5):
-        return job_id, BatchState(name, Status.SUBMITTED, str(ad.get("HoldReason") or ""))
+        hold = str(ad.get("HoldReason") or "")
+        return job_id, BatchState(name, Status.SUBMITTED, hold, details)
     if code in (2, 6, 7):
-        return job_id, BatchState(name, Status.RUNNING)
+        return job_id, BatchState(name, Status.RUNNING, "", details)
     if code == 3:
-        return job_id, BatchState(name, Status.KILLED, "removed (condor_rm)")
+        return job_id, BatchState(name, Status.KILLED, "removed (condor_rm)", details)
     if ad.get("ExitBySignal"):
-        return job_id, BatchState(name, Status.FAILED, f"killed by signal {ad.get('ExitSignal')}")
+        signal = f"killed by signal {ad.get('ExitSignal')}"
+        return job_id, BatchState(name, Status.FAILED, signal, details)
     exit_code = ad.get("ExitCode")
     status = Status.COMPLETED if exit_code == 0 else Status.FAILED
-    return job_id, BatchState(name, status, f"exit code {exit_code}")
+    return job_id, BatchState(name, status, f"exit code {exit_code}", details)
 
 
 class CondorBackend(BatchBackend):
