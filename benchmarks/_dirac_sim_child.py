@@ -11,6 +11,7 @@ request per line, one reply per line:
 - `{"op": "schedule", "paths": [[id, [[unix time, status, minor status], ...]], ...]}`: each
   job's whole path from now on, in wall-clock time; `{"ok": true}`.
 - `{"op": "calls"}`: the calls served so far, by method; `{"calls": {...}}`.
+- `{"op": "sandbox_pfns", "pfns": "dirac" | "url"}`: how sandboxes are named from now on.
 
 It runs apart so that its CPU is not counted as Ganga's, and it exits when its stdin closes,
 so that it never outlives the benchmark that started it.
@@ -58,6 +59,14 @@ def _handle(sim: DiracSim, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
     if op == "calls":
         return {"calls": dict(sim.stats.calls)}
+    if op == "sandbox_pfns":
+        # How SandboxStore names sandboxes: "dirac" for DIRAC's own client (Ganga's monitor),
+        # "url" for gangamon's HTTPS transport. Only output downloads depend on it.
+        store = getattr(sim, "sandbox", None)
+        if store is None or not hasattr(store, "pfns"):
+            return {"error": "this simulator names its sandboxes one way only"}
+        store.pfns = request["pfns"]
+        return {"ok": True}
     return {"error": f"unknown op {op!r}"}
 
 
@@ -140,6 +149,9 @@ class SimControl:
 
     def schedule(self, paths: dict[int, list[tuple[float, str, str]]]) -> None:
         self._request(op="schedule", paths=[[i, p] for i, p in paths.items()])
+
+    def sandbox_pfns(self, pfns: str) -> None:
+        self._request(op="sandbox_pfns", pfns=pfns)
 
     def calls(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._request(op="calls")["calls"].items()}

@@ -31,17 +31,17 @@ FINAL = ("completed", "failed", "killed")
 
 def run_session(settings: dict[str, Any]) -> dict[str, Any]:
     """`settings`: directory, facts (the simulator's), jobs, interval, monitors (in order),
-    spread, download, zero_config, fresh_ids. Returns each monitor's figures and records."""
+    spread, download, explicit, fresh_ids. Returns each monitor's figures and records."""
     directory = Path(settings["directory"])
     facts = settings["facts"]
     gangarc = write_config(
         directory, facts, interval=settings["interval"], download=settings["download"]
     )
     prepare_process(directory, gangarc, facts)
+    # Only now: Ganga reads HOME and its configuration, once, when it is imported.
+    import ganga as gpi
     import ganga.ganga  # bootstraps Ganga, with GangaDirac
     from GangaCore.Utility.Config import getConfig
-
-    import ganga as gpi
 
     statusmapping = dict(getConfig("DIRAC")["statusmapping"])
     control = SimControl(facts["control_port"])
@@ -77,6 +77,9 @@ def _phase(
     control.schedule(
         {dirac_id: schedule.path(i, n, start, spread) for i, dirac_id in enumerate(ids)}
     )
+    if settings["download"]:
+        # Ganga's DIRAC client fetches DIRAC's SB: PFNs; gangamon's HTTPS transport, URLs.
+        control.sandbox_pfns("dirac" if monitor == "ganga" else "url")
     calls_before = control.calls()
     cpu_before = cpu.snapshot()
     began = time.monotonic()
@@ -91,6 +94,7 @@ def _phase(
     wall_s = time.monotonic() - began
     cpu_after = cpu.snapshot()
     calls_after = control.calls()
+    backends = _gangamon_backends(service) if service is not None else None
     if service is None:
         gpi.disableMonitoring()
     records = [_record(sj, start) for sj in master.subjobs]
@@ -115,17 +119,18 @@ def _phase(
             if count != calls_before.get(method, 0)
         },
         "wrong_statuses": wrong_statuses(records, expected),
+        "gangamon_backends": backends,
         "records": records,
     }, ids
 
 
 def _start_gangamon(settings: dict[str, Any]) -> Any:
-    """gangamon in the place of Ganga's monitoring: the one place it is started, so that the
-    zero-configuration `install()` (gangamon finding DIRAC from Ganga's configuration) is
-    one line away."""
+    """gangamon in the place of Ganga's monitoring: the one place it is started. By default
+    `install()` finds DIRAC from Ganga's own configuration (DiracEnvJSON, its dirac.cfg, the
+    proxy) and polls at [PollThread] Dirac; `explicit`: the backend built here instead."""
     import gangamon.ganga
 
-    if settings["zero_config"]:
+    if not settings["explicit"]:
         return gangamon.ganga.install(enable=True)
     import dataclasses
 
@@ -142,6 +147,13 @@ def _start_gangamon(settings: dict[str, Any]) -> Any:
         download_output=settings["download"],
     )
     return gangamon.ganga.install(dirac=dirac, dirac_output=output, enable=True)
+
+
+def _gangamon_backends(service: Any) -> list[str]:
+    """The names of the backends gangamon's engine runs: a DIRAC one among them, or
+    `install()` left the Dirac jobs to Ganga's own code (it logs why, and goes on)."""
+    statistics = service.statistics()
+    return sorted(statistics.backends) if statistics is not None else []
 
 
 def _create_master(gpi: Any, ids: list[int]) -> Any:

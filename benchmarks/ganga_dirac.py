@@ -75,7 +75,7 @@ def measure_session(
     monitors: tuple[str, ...] = ("ganga", "gangamon"),
     spread: float = SPREAD,
     download: bool = False,
-    zero_config: bool = False,
+    explicit: bool = False,
     fresh_ids: bool = False,
 ) -> dict[str, Any]:
     """One Ganga session (a child process) and the simulator (another) for `monitors` in
@@ -92,7 +92,7 @@ def measure_session(
                 "monitors": list(monitors),
                 "spread": spread,
                 "download": download,
-                "zero_config": zero_config,
+                "explicit": explicit,
                 "fresh_ids": fresh_ids,
             }
             settings_file = directory / "settings.json"
@@ -101,7 +101,7 @@ def measure_session(
                 "benchmarks.ganga_dirac", "--session", settings_file
             )
     session: dict[str, Any] = {"jobs": jobs, "interval": interval, "spread_s": spread}
-    session |= {"download": download, "zero_config": zero_config, "fresh_ids": fresh_ids}
+    session |= {"download": download, "explicit": explicit, "fresh_ids": fresh_ids}
     for monitor in monitors:
         session[monitor] = result[monitor]
     if "ganga" in monitors and "gangamon" in monitors:
@@ -112,10 +112,10 @@ def measure_session(
     return session
 
 
-def measure(*, quick: bool, download: bool = False, zero_config: bool = False) -> dict[str, Any]:
+def measure(*, quick: bool, download: bool = False, explicit: bool = False) -> dict[str, Any]:
     def session(jobs: int, interval: int, **more: Any) -> dict[str, Any]:
         return measure_session(
-            jobs=jobs, interval=interval, download=download, zero_config=zero_config, **more
+            jobs=jobs, interval=interval, download=download, explicit=explicit, **more
         )
 
     if quick:
@@ -157,6 +157,10 @@ def report(r: dict[str, Any]) -> None:
                 f"{len(c['children_exited'])} exited, {c['reaped_children_s']:.1f} s reaped)"
             )
             print(f"  {'':<25} DIRAC calls {sum(m['calls'].values())}: {calls}")
+            if key == "gangamon":
+                print(f"  {'':<25} gangamon's backends: {', '.join(m['gangamon_backends'])}")
+                if not _runs_dirac(m):
+                    print(f"  {'':<25} WARNING: none is DIRAC's: Ganga's own code monitored")
             wrong = m["wrong_statuses"]
             print(
                 f"  {'':<25} wrong statuses: {wrong['count']}"
@@ -183,6 +187,10 @@ def _report_comparison(c: dict[str, Any]) -> None:
         print(f"    {name:<34} {count:>6}  {shown}")
 
 
+def _runs_dirac(figures: dict[str, Any]) -> bool:
+    return any("dirac" in name.lower() for name in figures["gangamon_backends"] or [])
+
+
 def goals(r: dict[str, Any]) -> list[Goal]:
     out: list[Goal] = []
     for s in r["sessions"]:
@@ -190,6 +198,10 @@ def goals(r: dict[str, Any]) -> list[Goal]:
             continue  # a session of Ganga's own alone (from the command line): no goal
         where = f"Ganga Dirac jobs ({s['jobs']} subjobs, poll {s['interval']} s)"
         ours = s["gangamon"]
+        if not _runs_dirac(ours):
+            backends = ", ".join(ours["gangamon_backends"]) or "none"
+            what = f"{where}, gangamon monitors the Dirac jobs itself"
+            out.append(Goal(what, f"no: its backends are {backends}", "yes", False))
         bound = P50_BOUND * s["interval"]
         p50 = ours["latency"]["p50_s"]
         own = s.get("ganga")
@@ -250,7 +262,9 @@ def main() -> None:
         "--download", action="store_true", help="output-sandbox download on, for both monitors"
     )
     parser.add_argument(
-        "--zero-config", action="store_true", help="gangamon.ganga.install() with no arguments"
+        "--explicit",
+        action="store_true",
+        help="gangamon's DiracBackend built here, not by install() from Ganga's configuration",
     )
     parser.add_argument(
         "--fresh-ids", action="store_true", help="new DIRAC jobs for the second master"
@@ -283,12 +297,12 @@ def main() -> None:
             monitors=tuple(args.monitors.split(",")),
             spread=args.spread,
             download=args.download,
-            zero_config=args.zero_config,
+            explicit=args.explicit,
             fresh_ids=args.fresh_ids,
         )
         r = {"quick": False, "sessions": [session]}
     else:
-        r = measure(quick=args.quick, download=args.download, zero_config=args.zero_config)
+        r = measure(quick=args.quick, download=args.download, explicit=args.explicit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(r, indent=2) + "\n")
     report(r)

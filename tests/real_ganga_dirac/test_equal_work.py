@@ -26,6 +26,12 @@ def session() -> dict[str, Any]:
     return ganga_dirac.measure_session(jobs=20, interval=2, spread=20.0)
 
 
+def test_gangamon_monitors_the_dirac_jobs(session: dict[str, Any]) -> None:
+    # install() falls back to Ganga's own DIRAC code (with a warning) when it finds no DIRAC.
+    backends = session["gangamon"]["gangamon_backends"]
+    assert any("dirac" in name.lower() for name in backends), backends
+
+
 @pytest.mark.parametrize("monitor", ["ganga", "gangamon"])
 def test_no_wrong_status(session: dict[str, Any], monitor: str) -> None:
     assert session[monitor]["not_final"] == 0
@@ -34,4 +40,8 @@ def test_no_wrong_status(session: dict[str, Any], monitor: str) -> None:
 
 def test_gangamon_leaves_what_ganga_leaves(session: dict[str, Any]) -> None:
     comparison = session["comparison"]
-    assert comparison["clean"], (comparison["differences"], comparison["examples"])
+    differences = [
+        f"{name}: {count} of {comparison['pairs']} subjobs, e.g. {comparison['examples'][name][0]}"
+        for name, count in comparison["differences"].items()
+    ]
+    assert comparison["clean"], "\n".join(differences)
