@@ -16,6 +16,7 @@ from gangamon import AsyncStore, BackendSettings, Monitor, NewJob, Status, Store
 from gangamon.backends import BackendError, JobRef
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D, ganga_status
 from gangamon.backends.dirac._wire import JobState, decode_job_states, tornado_body
+from gangamon.sim import _job_facts as facts
 from gangamon.sim._certs import Credentials, make_credentials
 from gangamon.sim.dirac import DiracSim, LatencyModel
 
@@ -250,3 +251,48 @@ async def test_poll_maps_each_state_and_names_an_unknown_one(tmp_path: Path) -> 
     }  # job 14 is unchanged: no update
     with pytest.raises(BackendError, match=r"DIRAC job 1: .*'Exploded'"):
         await b.poll(jobs[:1])
+
+
+async def test_details_in_bulk_and_sandboxes_as_dirac_names_them(
+    credentials: Credentials, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """With `details`, what Ganga's DIRAC monitor asks per job comes from bulk calls, and the
+    sandboxes DIRAC names `SB:<SE>|/SandBox/...` come through the Tornado SandboxStore."""
+    sim = DiracSim(
+        seed=11, mean_runtime=1.0, latency=FAST, credentials=credentials, sandbox_pfns="dirac"
+    )
+    await nursery.start(sim.serve)
+    store = Store(tmp_path / "jobs.sqlite")
+    dirac_ids = sim.submit(40)
+    ids = store.add_jobs([NewJob("dirac", str(i), Status.SUBMITTED) for i in dirac_ids])
+    b = DiracBackend(
+        DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file),
+        output_dir=tmp_path / "out",
+        settings=BackendSettings(poll_interval=0.5, call_deadline=2.0),
+        details=True,
+    )
+    monitor = Monitor(store, [b])
+    await run_until_final(store, monitor, ids, limit=60)
+    done = [j for j in store.jobs() if j.native_status == "Done"]
+    ended = [j for j in store.jobs() if j.status in (Status.FAILED, Status.KILLED)]
+    assert done
+    assert ended
+    for job in done:
+        # The details came with the change to Done (the move to completing).
+        [entry] = [e for e in store.journal(job=job.id) if e.new == Status.COMPLETING]
+        details = entry.details or {}
+        assert details["site"] == facts.site_of(int(job.backend_id or 0))
+        assert {"running_at", "ended_at", "norm_cpu_time"} <= set(details)
+        lfns = facts.output_lfns(int(job.backend_id or 0))
+        if lfns:
+            files = details["output_data"]
+            assert isinstance(files, list)
+            assert [(f["lfn"], f["guid"]) for f in files] == [(n, facts.guid_of(n)) for n in lfns]
+        assert any((tmp_path / "out" / str(job.backend_id)).iterdir())
+    for job in ended:
+        assert "ended_at" in (store.journal(job=job.id)[-1].details or {})
+    calls = sim.stats.calls
+    assert calls["getJobLoggingInfo"] == 0  # no per-job state times
+    assert calls["getJobsSummary"] <= calls["getJobsStates"]
+    assert calls["getJobParameters"] <= calls["getJobsStates"]
+    assert calls["getSandboxesAssignedToEntity"] == calls["streamToClient"] == len(done)

@@ -35,7 +35,7 @@ class DiracTransport(Protocol):
 
     async def job_states(self, ids: list[int]) -> dict[int, JobState]: ...
 
-    async def download(self, url: str) -> bytes: ...
+    async def sandbox(self, location: str) -> bytes: ...
 
 
 #: Ganga polls DIRAC every 50 s in chunks of 1000; we keep the chunk and bound the calls.
@@ -156,12 +156,12 @@ class DiracBackend(Backend):
         sandboxes = await self.transport.call(
             "WorkloadManagement", "SandboxStore", "getSandboxesAssignedToEntity", f"Job:{dirac_id}"
         )
-        urls = [sb.split("|", 1)[1] for sb in (sandboxes or {}).get("Output", []) if "|" in sb]
+        locations = [sb for sb in (sandboxes or {}).get("Output", []) if "|" in sb]
         target = self.output_dir / str(dirac_id)
-        for url in urls:
-            data = await self.transport.download(url)
+        for location in locations:
+            data = await self.transport.sandbox(location)
             await trio.to_thread.run_sync(_unpack, data, target)
-        where = f"output in {target}" if urls else "no output sandbox"
+        where = f"output in {target}" if locations else "no output sandbox"
         if self.details:
             # DIRAC's time of the end came with the move to completing.
             return Update(job.id, Status.COMPLETED, "Done", where)

@@ -79,8 +79,25 @@ class DiracClientTransport:
         except WireError as e:
             raise BackendError(f"DIRAC's getJobsStates: {e}") from None
 
-    async def download(self, url: str) -> bytes:
-        raise BackendError(
-            "the DIRAC client transport cannot fetch output sandboxes here: DIRAC's "
-            "StorageElement needs gfal2; use the HTTPS transport or download_output=False"
+    async def sandbox(self, location: str) -> bytes:
+        """The tarball of a sandbox `SB:<SE>|<PFN>`, through DIRAC's SandboxStoreClient and
+        the storage element it names (DIRAC's DIP storage needs no gfal2), in a worker thread.
+        `DiracError` with DIRAC's message if it cannot be had.
+
+        Cancelled: the thread is abandoned (it writes only a temporary file of DIRAC's).
+        """
+
+        def blocking() -> Any:
+            from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import (
+                SandboxStoreClient,
+            )
+
+            return SandboxStoreClient().downloadSandbox(location, inMemory=True)
+
+        result = await trio.to_thread.run_sync(
+            blocking, limiter=self.threads, abandon_on_cancel=True
         )
+        if not isinstance(result, dict) or not result.get("OK"):
+            message = result.get("Message") if isinstance(result, dict) else result
+            raise DiracError(f"download of sandbox {location}: {message}")
+        return bytes(result["Value"])

@@ -124,6 +124,27 @@ class DiracHttps:
             raise BackendError(f"download of {url}: HTTP {status}")
         return body
 
+    async def sandbox(self, location: str) -> bytes:
+        """The tarball of a sandbox `SB:<SE>|<PFN>`, as SandboxStore's `getSandboxesAssigned
+        ToEntity` names it: from the Tornado SandboxStore's `streamToClient`, which sends the
+        raw file (a PFN that is itself an https URL is fetched with GET). Errors as `call`'s.
+        """
+        pfn = location.split("|", 1)[-1]
+        if pfn.startswith(("https:", "http:")):
+            return await self.download(pfn)
+        # The file id is the store's URL and the PFN: the service finds the PFN after its name.
+        file_id = f"{self.url}/WorkloadManagement/SandboxStore{pfn}"
+        endpoint, body = await self._post(
+            "WorkloadManagement", "SandboxStore", "streamToClient", (file_id, "")
+        )
+        if body.startswith(b"{"):  # an S_ERROR: no tarball starts with "{"
+            try:
+                unwrap(jdecode(body))
+            except WireError as e:
+                raise BackendError(f"streamToClient at {endpoint}: {e}") from None
+            raise BackendError(f"streamToClient at {endpoint} sent no file for {location}")
+        return body
+
     async def _send(self, request: httpx.Request, what: str) -> tuple[int, bytes]:
         """(status, decoded body) of one request; transport failures as `BackendError`."""
         if self._transport is None:
