@@ -147,11 +147,11 @@ def _check_requirements(session: nox.Session) -> None:
 @nox.session(python="3.11", default=False)
 def ganga(session: nox.Session) -> None:
     """The real ganga package from PyPI with gangamon installed in it: headless Ganga
-    sessions (tests/ganga), then exit-to-completed latency of Local jobs under Ganga's own
+    sessions (tests/real_ganga), then exit-to-completed latency of Local jobs under Ganga's own
     monitor and under gangamon, measured in the same run."""
     session.install(f"ganga=={GANGA_VERSION}")
     _install(session, "test")
-    session.run("pytest", "tests/ganga", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests/real_ganga", "-p", "no:cacheprovider", *session.posargs)
     session.run("python", "-m", "benchmarks.ganga_local")
 
 

@@ -194,9 +194,8 @@ def _ganga_session(tmp: Path, *, fastest: bool = False) -> tuple[Any, Path]:
     # Read by Ganga when it is imported.
     os.environ["HOME"] = str(tmp / "home")
     os.environ["GANGA_CONFIG_FILE"] = str(tmp / "gangarc")
-    import ganga.ganga
-
     import ganga as gpi
+    import ganga.ganga
 
     return gpi, ends
 

@@ -1,7 +1,7 @@
 """gangamon.ganga without Ganga: its parts against stand-ins for Ganga's job objects, real
 processes for the Local watch, and the DIRAC simulator over real HTTPS for the Dirac wiring.
 
-The same code runs against the real ganga package in tests/ganga (`nox -s ganga`).
+The same code runs against the real ganga package in tests/real_ganga (`nox -s ganga`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def test_subjob_changes_update_each_master_once_per_batch() -> None:
 def test_a_job_already_in_the_status_is_left_alone_and_a_refusal_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A legacy backend set it itself; Ganga would rerun the hooks on a same-status update.
+    # An adapted backend set it itself; Ganga would rerun the hooks on a same-status update.
     done = StandInJob("1", "completed")
     killed = StandInJob("2", "killed")
     writer = writer_for({1: Target(done, PlainApplier()), 2: Target(killed, PlainApplier())})
@@ -437,7 +437,7 @@ def test_ganga_dirac_jobs_are_monitored_by_gangamons_dirac_backend(
     assert sum(sim.stats.calls.values()) >= 1
 
 
-# -- other Ganga backends, through the adapters ------------------------------------------------
+# -- every other Ganga backend, through the adapter family ------------------------------------
 
 
 class Hanging:
@@ -474,7 +474,7 @@ class AsyncMarking:
             job.updateStatus("running")
 
 
-def legacy_hooks(jobs: list[StandInJob], classes: dict[str, type]) -> GangaHooks:
+def adapter_hooks(jobs: list[StandInJob], classes: dict[str, type]) -> GangaHooks:
     return dataclasses.replace(
         stand_in_hooks(jobs),
         backend_name=lambda j: j.backend.kind,
@@ -483,9 +483,9 @@ def legacy_hooks(jobs: list[StandInJob], classes: dict[str, type]) -> GangaHooks
     )
 
 
-def test_a_legacy_backend_sets_its_jobs_itself_and_gangamon_follows(tmp_path: Path) -> None:
+def test_an_adapted_backend_sets_its_jobs_itself_and_gangamon_follows(tmp_path: Path) -> None:
     job = StandInJob("5", backend=SimpleNamespace(kind="Marking"))
-    service = GangamonService(legacy_hooks([job], {"Marking": Marking}), workdir=tmp_path)
+    service = GangamonService(adapter_hooks([job], {"Marking": Marking}), workdir=tmp_path)
     assert service.enable()
     try:
         assert job.wait_status("running")
@@ -499,7 +499,8 @@ def test_a_legacy_backend_sets_its_jobs_itself_and_gangamon_follows(tmp_path: Pa
 
 def test_an_asyncio_ganga_backend_runs_on_a_trio_asyncio_loop(tmp_path: Path) -> None:
     job = StandInJob("7", backend=SimpleNamespace(kind="AsyncMarking"))
-    service = GangamonService(legacy_hooks([job], {"AsyncMarking": AsyncMarking}), workdir=tmp_path)
+    hooks = adapter_hooks([job], {"AsyncMarking": AsyncMarking})
+    service = GangamonService(hooks, workdir=tmp_path)
     assert service.enable()
     try:
         assert job.wait_status("running")
@@ -509,10 +510,10 @@ def test_an_asyncio_ganga_backend_runs_on_a_trio_asyncio_loop(tmp_path: Path) ->
     assert type(AsyncMarking.loops[0]).__module__.startswith("trio_asyncio")
 
 
-def test_disabling_is_bounded_when_a_legacy_backend_hangs(tmp_path: Path) -> None:
+def test_disabling_is_bounded_when_an_adapted_backend_hangs(tmp_path: Path) -> None:
     job = StandInJob("6", backend=SimpleNamespace(kind="Hanging"))
     service = GangamonService(
-        legacy_hooks([job], {"Hanging": Hanging}), workdir=tmp_path, deadline=1.0
+        adapter_hooks([job], {"Hanging": Hanging}), workdir=tmp_path, deadline=1.0
     )
     assert service.enable()
     try:

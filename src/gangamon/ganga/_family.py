@@ -30,3 +30,12 @@ class Family(Protocol):
         """What to track for the claimed Ganga job `job` and how to apply its changes; None
         if it cannot be tracked yet (no backend id)."""
         ...
+
+
+def poll_interval(config: Any, name: str) -> float:
+    """Ganga's `[PollThread]` rate for backend `name`, or its default (30 s)."""
+    try:
+        value = config[name] if name in config else config["default_backend_poll_rate"]
+        return float(value) if float(value) > 0 else 30.0
+    except Exception:
+        return 30.0

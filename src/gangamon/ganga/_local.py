@@ -11,6 +11,9 @@ the job killed first).
 
 Only the start is polled (the file, every `START_CHECK` seconds, slower after a minute):
 without inotify the wrapper's start is not an event we can wait on. The end is not polled.
+
+`LocalFamily` claims Ganga's Local jobs for this watch; `LocalApplier` sets on the Ganga
+backend what Ganga's own Localhost monitoring sets besides the status.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from .._status import Status
+from .._store import JournalEntry, NewJob
 from ..backends._protocol import Backend, BackendSettings, JobRef, Update
 
 #: How long a job whose wrapper vanished without an exit code waits before it is reported
@@ -160,3 +165,38 @@ def _open_pidfd(pid: int | None, script: str) -> int | None:
         return os.pidfd_open(pid)
     except ProcessLookupError:
         return None
+
+
+class LocalFamily:
+    """Ganga's Local jobs, on one `GangaLocalBackend` named "Local"."""
+
+    def __init__(self, *, vanished_grace: float = VANISHED_GRACE) -> None:
+        self.vanished_grace = vanished_grace
+
+    def claims(self, backend_name: str, backend: Any) -> bool:
+        return backend_name == "Local"
+
+    def backends(self) -> list[Backend]:
+        return [GangaLocalBackend("Local", vanished_grace=self.vanished_grace)]
+
+    def new_job(self, job: Any, backend_name: str, start: Status) -> tuple[NewJob, LocalApplier]:
+        local = LocalJob(
+            str(Path(job.getOutputWorkspace().getPath(), "__jobstatus__")),
+            str(job.getInputWorkspace().getPath("__jobscript__")),
+        )
+        return NewJob("Local", local.backend_id(), start), LocalApplier()
+
+
+class LocalApplier:
+    """What Ganga's Localhost monitoring sets besides the status: pid, exit code, workdir."""
+
+    def before(self, job: Any, entry: JournalEntry) -> None:
+        native = entry.native_status or ""
+        if native.startswith("PID: "):
+            job.backend.id = int(native.removeprefix("PID: "))
+        elif native.startswith("EXITCODE: "):
+            job.backend.exitcode = int(native.removeprefix("EXITCODE: "))
+
+    def after(self, job: Any, entry: JournalEntry) -> None:
+        if entry.new in (Status.COMPLETED, Status.FAILED):
+            job.backend.remove_workdir()

@@ -7,10 +7,12 @@ It answers Ganga's calls to its monitoring service (`enable`, `disable`, `stop`,
   index, not a 2 s rescan); jobs submitted afterwards are tracked from Ganga's own
   submitted-hook, at once.
 - `runMonitoring(jobs)` tracks the active jobs among `jobs` (ids, Job objects, slices, lists),
-  starting the engine if needed; a job already tracked is not tracked twice, so repeated calls
-  and enable/disable cycles never add polling.
+  starting the engine if needed; the engine never tracks a monitored job twice, so repeated
+  calls and enable/disable cycles never add polling.
 - `disable()` stops both within the deadline; `stop()` also refuses later enables.
 
+Which gangamon backend monitors a Ganga job, and what is set on the job besides its status,
+is its backend family's (`_family.Family`: `_local`, `_dirac`, the caller's, `_adapter`).
 The engine's store is a scratch SQLite file per enable: Ganga's repository stays the record.
 """
 
@@ -28,35 +30,21 @@ from typing import Any
 
 from .._engine import MonitorStatistics
 from .._status import ACTIVE, Status, parse_status
-from .._store import JournalEntry, NewJob
-from ..backends._protocol import Backend, BackendSettings, JobRef
+from .._store import NewJob
+from ..backends._protocol import Backend, JobRef
 from ..embed import EmbeddedMonitor
-from ._dirac import DiracApplier, dirac_new_job, is_dirac, is_dirac_class
-from ._legacy import legacy_backend, poll_interval
-from ._local import GangaLocalBackend, LocalJob
+from ._adapter import AdapterFamily
+from ._dirac import DiracFamily
+from ._family import Family
+from ._local import LocalFamily
 from ._select import select_jobs
-from ._writer import Applier, GangaWriter, PlainApplier, Target
+from ._writer import Applier, GangaWriter, Target
 
 log = logging.getLogger("gangamon.ganga")
 
 #: The statuses Ganga's monitor looks at: the active ones but completing, which is left to
 #: Ganga's own recovery.
 WATCHED = frozenset(s.value for s in ACTIVE - {Status.COMPLETING})
-
-
-class LocalApplier:
-    """What Ganga's Localhost monitoring sets besides the status: pid, exit code, workdir."""
-
-    def before(self, job: Any, entry: JournalEntry) -> None:
-        native = entry.native_status or ""
-        if native.startswith("PID: "):
-            job.backend.id = int(native.removeprefix("PID: "))
-        elif native.startswith("EXITCODE: "):
-            job.backend.exitcode = int(native.removeprefix("EXITCODE: "))
-
-    def after(self, job: Any, entry: JournalEntry) -> None:
-        if entry.new in (Status.COMPLETED, Status.FAILED):
-            job.backend.remove_workdir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,32 +74,36 @@ class GangamonService:
         self,
         hooks: GangaHooks,
         *,
-        dirac: Backend | None = None,
+        dirac: Family | Backend | None = None,
         dirac_output: Path | None = None,
+        families: Sequence[Family] = (),
         deadline: float = 1.5,
         workdir: Path | None = None,
     ) -> None:
+        """A Ganga job is monitored by the first family that claims its backend, asked in
+        this order: Local, `dirac`, `families`, and last the adapter for every other Ganga
+        backend plugin (Ganga's own monitoring code).
+
+        `dirac`: the family of Ganga's Dirac jobs; a gangamon `Backend` is taken as one, its
+        sandboxes downloaded into `dirac_output` (default: the scratch directory's "dirac").
+        """
         self.hooks = hooks
         self.deadline = deadline
         self.alive = True
-        self._dirac = dirac
         self._own_workdir = workdir is None
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="gangamon-"))
-        self._dirac_applier = DiracApplier(dirac_output or self._workdir / "dirac")
+        if isinstance(dirac, Backend):
+            dirac = DiracFamily(dirac, dirac_output or self._workdir / "dirac")
+        self._families: list[Family] = [LocalFamily()]
+        self._families += [dirac] if dirac is not None else []
+        self._families += families
+        self._adapter = AdapterFamily(hooks.backend_classes, hooks.poll_config, self._job_of)
         self._lock = threading.RLock()
         self._embedded: EmbeddedMonitor | None = None
         self._writer: GangaWriter | None = None
-        # Backends are fixed for a monitor's run: every Ganga backend plugin gets its
-        # adapter now (an idle one costs two sleeping tasks).
-        self._legacy = {
-            name: cls
-            for name, cls in hooks.backend_classes().items()
-            if name != "Local" and not (dirac is not None and is_dirac_class(cls))
-        }
         self._enables = 0
-        # Both touched only in the writer thread while running, and under the lock otherwise.
+        # Touched only in the writer thread while running, and under the lock otherwise.
         self._targets: dict[int, Target] = {}
-        self._tracked: dict[str, int] = {}  # Ganga's "3" or "3.1" -> gangamon id
 
     # -- Ganga's interface -------------------------------------------------------------------
 
@@ -140,7 +132,6 @@ class GangamonService:
             if writer is not None:
                 clean = writer.stop(max(0.05, end - time.monotonic())) and clean
             self._targets.clear()
-            self._tracked.clear()
             if clean:
                 for store in self._workdir.glob("jobs-*.sqlite*"):
                     store.unlink(missing_ok=True)
@@ -226,36 +217,23 @@ class GangamonService:
             return True
 
     def _backends(self) -> list[Backend]:
-        """Called in the engine's thread: one gangamon backend per Ganga backend in use."""
-        backends: list[Backend] = [GangaLocalBackend("Local")]
-        if self._dirac is not None:
-            backends.append(self._dirac)
-        for name, cls in self._legacy.items():
-            settings = BackendSettings(
-                poll_interval=poll_interval(self.hooks.poll_config, name),
-                call_deadline=600.0,
-                concurrency=2,
-            )
-            backends.append(legacy_backend(name, cls, self._resolve_ref, settings))
-        return backends
+        """Called in the engine's thread: every family's backends, the adapter's last."""
+        backends = [backend for family in self._families for backend in family.backends()]
+        return backends + self._adapter.backends(taken={b.name for b in backends})
 
-    def _resolve_ref(self, ref: JobRef) -> Any:
+    def _job_of(self, backend_name: str, ref: JobRef) -> Any:
         target = self._targets.get(ref.id)
         return target.job if target is not None else None
 
     def _track(self, jobs: Sequence[Any]) -> None:
-        """In the writer thread: register `jobs` (masters stand for their active subjobs)."""
+        """In the writer thread: register `jobs` (masters stand for their active subjobs);
+        the engine keeps one already monitored under its backend id as it is."""
         embedded = self._embedded
         if embedded is None:
             return
         new: list[NewJob] = []
         owners: list[tuple[Any, Applier]] = []
-        seen: set[str] = set()
         for job in self._expand(jobs):
-            key = str(job.getFQID("."))
-            if key in self._tracked or key in seen:
-                continue  # already monitored: never a second watch or poll
-            seen.add(key)
             made = self._new_job(job)
             if made is not None:
                 new.append(made[0])
@@ -265,15 +243,10 @@ class GangamonService:
         ids = embedded.track(new)
         for gangamon_id, (job, applier) in zip(ids, owners, strict=True):
             self._targets[gangamon_id] = Target(job, applier)
-            self._tracked[str(job.getFQID("."))] = gangamon_id
 
     def _forget(self, gangamon_id: int) -> None:
         """In the writer thread: the job's run is over; a resubmission is a new track."""
-        target = self._targets.pop(gangamon_id, None)
-        if target is not None:
-            key = str(target.job.getFQID("."))
-            if self._tracked.get(key) == gangamon_id:
-                del self._tracked[key]
+        self._targets.pop(gangamon_id, None)
 
     def _expand(self, jobs: Sequence[Any]) -> list[Any]:
         expanded: list[Any] = []
@@ -290,17 +263,8 @@ class GangamonService:
         # the time anything can happen to it.
         start = Status.SUBMITTED if status == "submitting" else parse_status(status)
         name = self.hooks.backend_name(job)
-        backend = job.backend
-        if name == "Local":
-            local = LocalJob(
-                str(Path(job.getOutputWorkspace().getPath(), "__jobstatus__")),
-                str(job.getInputWorkspace().getPath("__jobscript__")),
-            )
-            return NewJob("Local", local.backend_id(), start), LocalApplier()
-        if self._dirac is not None and is_dirac(backend):
-            new = dirac_new_job(self._dirac.name, job, start)
-            return (new, self._dirac_applier) if new is not None else None
-        if name not in self._legacy:
-            log.warning("gangamon: Ganga backend %r is not monitored (no such plugin)", name)
-            return None
-        return NewJob(name, str(job.getFQID(".")), start), PlainApplier()
+        for family in (*self._families, self._adapter):
+            if family.claims(name, job.backend):
+                return family.new_job(job, name, start)
+        log.warning("gangamon: Ganga backend %r is not monitored (no such plugin)", name)
+        return None

@@ -7,7 +7,7 @@ batch. Tracking requests (from Ganga's submit hook, in the user's thread) go thr
 queue, so a job is always known here before its first change arrives.
 
 A job Ganga still shows as submitting (its submit has not returned) is retried shortly; one
-already in the reported status is left alone (a legacy backend set it itself, and Ganga would
+already in the reported status is left alone (an adapted backend set it itself, and Ganga would
 rerun its hooks on a same-status update), and so is one Ganga has moved since gangamon last
 saw it (a user's kill): only a change from the status gangamon knew is applied.
 """
