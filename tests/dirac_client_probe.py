@@ -6,13 +6,15 @@ Usage:
   dirac_client_probe.py --finalise FACTS_JSON WIRE OUT_DIR ID...
       what Ganga's monitor does to finalise jobs, with a dirac.cfg from gangamon.sim.dirac_cfg
       (JobMonitoring over WIRE, https or dips): job summaries, logging info, parameters,
-      attributes, output sandboxes of the Done jobs into OUT_DIR, and the file catalogue's
+      attributes, output sandboxes of the Done jobs into OUT_DIR (and their tarballs' MD5s as
+      SandboxStoreClient downloads them in memory), and the file catalogue's
       records of their output data. Prints one JSON line (datetimes as "YYYY-mm-dd HH:MM:SS").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -68,6 +70,7 @@ def finalise(facts: dict[str, Any], wire: str, out_dir: Path, ids: list[str]) ->
     from DIRAC.Core.DISET.RPCClient import RPCClient
     from DIRAC.Interfaces.API.Dirac import Dirac
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
+    from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import SandboxStoreClient
 
     job_ids = [int(i) for i in ids]
     dirac, monitoring = Dirac(), JobMonitoringClient()
@@ -91,7 +94,10 @@ def finalise(facts: dict[str, Any], wire: str, out_dir: Path, ids: list[str]) ->
         result = dirac.getOutputSandbox(i, outputDir=str(out_dir / wire))
         where = out_dir / wire / str(i)
         files = {p.name: p.read_text() for p in where.iterdir()} if where.is_dir() else {}
-        found["sandboxes"][i] = {"result": _plain(result), "files": files}
+        # What a threaded client transport would do: the tarball's bytes, not unpacked.
+        tarball = SandboxStoreClient().downloadSandboxForJob(i, "Output", inMemory=True)
+        md5 = hashlib.md5(tarball["Value"]).hexdigest() if tarball["OK"] else tarball["Message"]
+        found["sandboxes"][i] = {"result": _plain(result), "files": files, "in_memory_md5": md5}
     lfns = sorted(
         lfn
         for i in done

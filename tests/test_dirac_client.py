@@ -6,6 +6,7 @@ Skipped where DIRAC is not installed: the plain `nox -s tests` environment does 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import trio
 from gangamon import BackendSettings, Monitor, NewJob, Status, Store
 from gangamon.backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, ganga_status
 from gangamon.backends.dirac._states import parse_dirac_status
-from gangamon.sim._job_facts import SITE_SES, guid_of
+from gangamon.sim._job_facts import SITE_SES, guid_of, sandbox_tarball
 from gangamon.sim.process import dirac_sim_process
 
 pytest.importorskip("DIRAC", reason="the real DIRAC client is installed by `nox -s dirac`")
@@ -175,6 +176,7 @@ def test_real_client_finalises_jobs_as_ganga_does(
         sandbox = got["sandboxes"][str(i)]
         assert sandbox["result"]["OK"], sandbox["result"]["Message"]
         assert sandbox["files"] == {"std.out": f"output of simulated DIRAC job {i}\n"}
+        assert sandbox["in_memory_md5"] == hashlib.md5(sandbox_tarball(i)).hexdigest()
 
     summary, attributes = got["summary"]["Value"], got["attributes"]
     for i in ids:

@@ -22,6 +22,7 @@ from gangamon.backends.dirac._wire import (
     s_ok,
     tornado_body,
 )
+from gangamon.sim import dirac_cfg, dirac_cfg_dict
 from gangamon.sim._certs import make_credentials
 from gangamon.sim._diset import diset_connection
 from gangamon.sim._http import http_connection
@@ -267,3 +268,28 @@ async def test_gangamon_https_transport_downloads_a_dirac_named_sandbox(
         assert pfn.startswith("/SandBox/")
         data = await transport.download(f"{sim.url}/WorkloadManagement/SandboxStore{pfn}")
     assert data == sandbox_tarball(job_id)
+
+
+def test_dirac_cfg_maps_the_proxys_dn_and_points_at_both_faces(tmp_path: Path) -> None:
+    """The Registry's DN is the simulator proxy's user, as DIRAC writes DNs; the sandbox SE
+    is DIP on the dips port; JobMonitoring is on the wire asked for."""
+    from cryptography import x509
+
+    credentials = make_credentials(tmp_path)
+    user = x509.load_pem_x509_certificates(credentials.proxy.read_bytes())[1]
+    # RFC 4514 lists the name's parts last first; DIRAC's DN form, first first.
+    dn = "/" + "/".join(reversed(user.subject.rfc4514_string().split(",")))
+    https, dips = "https://127.0.0.1:8443", "dips://127.0.0.1:9135"
+    text = dirac_cfg(tmp_path / "d.cfg", https=https, dips=dips, ca_dir=credentials.ca_dir)
+    cfg = text.read_text()
+    assert f"DN = {dn}\n" in cfg
+    assert f"JobMonitoring = {https}/WorkloadManagement/TornadoJobMonitoring\n" in cfg
+    assert f"SandboxStore = {dips}/WorkloadManagement/SandboxStore\n" in cfg
+    assert "    SimSandboxSE\n    {\n      BackendType = DISET\n" in cfg
+    assert "Port = 9135\n" in cfg
+    assert cfg.count("{") == cfg.count("}")
+    on_dips = dirac_cfg_dict(
+        https=https, dips=dips, ca_dir=credentials.ca_dir, job_monitoring="dips"
+    )
+    urls = on_dips["Systems"]["WorkloadManagement"]["URLs"]  # type: ignore[index]
+    assert urls["JobMonitoring"] == f"{dips}/WorkloadManagement/JobMonitoring"

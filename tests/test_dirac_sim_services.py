@@ -15,10 +15,11 @@ from gangamon.backends.dirac import DiracStatus as D
 from gangamon.backends.dirac._wire import FrameReader, jdecode
 from gangamon.sim import _job_facts as facts
 from gangamon.sim._dirac_model import Outcomes, SimJob, WallClock, draw_path
-from gangamon.sim._dirac_service import JobMonitoring, SandboxStore
+from gangamon.sim._dirac_service import JobMonitoring
 from gangamon.sim._diset import PACKET, transfer_frames
 from gangamon.sim._file_catalog import NO_SUCH_FILE, FileCatalog
 from gangamon.sim._resource_status import ResourceStatus
+from gangamon.sim._sandbox_store import SandboxStore
 
 #: 2026-12-01 00:00:00 UTC at server time 0.
 OFFSET = 1_796_083_200.0

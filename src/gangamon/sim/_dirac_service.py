@@ -1,7 +1,7 @@
-"""The DIRAC service methods the simulator answers, over simulated jobs. Sans-IO.
+"""DIRAC's JobMonitoring over simulated jobs, and what every simulated service shares. Sans-IO.
 
 Each handler takes the decoded positional arguments and the server time of the call, and
-returns an S_OK/S_ERROR structure, as DIRAC's JobMonitoring and SandboxStore handlers do.
+returns an S_OK/S_ERROR structure, as DIRAC's service handlers do.
 Unknown job ids are silently left out. Handlers only read the jobs: the simulator runs them
 in worker threads, as DIRAC runs its handlers. Times are DIRAC's: datetimes of whole seconds
 on one wall clock (`WallClock`), the same instant alike in every reply.
@@ -10,14 +10,13 @@ on one wall clock (`WallClock`), the same instant alike in every reply.
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ..backends.dirac._states import DiracStatus as D
 from ..backends.dirac._wire import s_error, s_ok
 from . import _job_facts as facts
-from ._dirac_cfg import GROUP, SANDBOX_SE, USER, VO
+from ._dirac_cfg import GROUP, USER, VO
 from ._dirac_model import SimJob, WallClock
 
 Result = dict[str, object]
@@ -115,12 +114,20 @@ class JobMonitoring:
     def attributes(self, job: SimJob, now: float) -> dict[str, object]:
         """The job's row of DIRAC's Jobs table at `now`."""
         wall = self.wall.at
-        status, minor = job.state_at(now)
+        started = ended = rescheduled = beat = None
+        reschedules = 0
         steps = job.steps_until(now)
-
-        def when(t: float | None) -> object:
-            return None if t is None else wall(t)
-
+        for when, status, _ in steps:  # one pass: getJobsSummary asks this of 10^3 jobs
+            if status is D.RUNNING and started is None:
+                started = wall(when)
+            elif status in _ENDED and ended is None:
+                ended = wall(when)
+            elif status is D.RESCHEDULED:
+                rescheduled, reschedules = when, reschedules + 1
+            # The job wrapper beats while the payload runs; a Stalled job has stopped beating.
+            if status is D.RUNNING or status is D.COMPLETING:
+                beat = when
+        _, status, minor = steps[-1]
         return {
             "JobID": job.id,
             "JobType": "User",
@@ -131,17 +138,16 @@ class JobMonitoring:
             "OwnerGroup": GROUP,
             "VO": VO,
             "SubmissionTime": wall(job.submitted),
-            "RescheduleTime": when(job.last_time({D.RESCHEDULED}, now)),
+            "RescheduleTime": None if rescheduled is None else wall(rescheduled),
             "LastUpdateTime": wall(steps[-1][0]),
-            "StartExecTime": when(job.first_time({D.RUNNING}, now)),
-            # The job wrapper beats while the payload runs; a Stalled job has stopped beating.
-            "HeartBeatTime": when(job.last_time({D.RUNNING, D.COMPLETING}, now)),
-            "EndExecTime": when(job.first_time(_ENDED, now)),
+            "StartExecTime": started,
+            "HeartBeatTime": None if beat is None else wall(beat),
+            "EndExecTime": ended,
             "Status": status.value,
             "MinorStatus": minor,
             "ApplicationStatus": job.application_status,
             "UserPriority": 1,
-            "RescheduleCounter": sum(1 for _, s, _ in steps if s is D.RESCHEDULED),
+            "RescheduleCounter": reschedules,
             "VerifiedFlag": "True",
             "AccountedFlag": "False",
         }
@@ -220,61 +226,3 @@ class JobMonitoring:
             if when <= now
         ]
         return s_ok(rows)
-
-
-class SandboxStore:
-    """WorkloadManagement/SandboxStore: each finished job's output sandbox, and its download.
-
-    With `pfns="dirac"` sandboxes are named as DIRAC's SandboxStore names them,
-    `SB:<SE>|/SandBox/<u>/<user>.<group>/<md5[:3]>/<md5[3:6]>/<md5>.tar.bz2` (the MD5 of the
-    tarball), for DIRAC's StorageElement client to fetch from this service (DISET
-    `transfer_toClient`, or `streamToClient` over HTTPS). With `pfns="url"` the PFN is an
-    https URL of the tarball on this server (`<base_url>/sandbox/<job id>.tar.bz2`).
-    """
-
-    def __init__(
-        self,
-        jobs: Mapping[int, SimJob],
-        base_url: str,
-        pfns: Literal["dirac", "url"] = "url",
-    ) -> None:
-        self.jobs, self.base_url, self.pfns = jobs, base_url, pfns
-        #: The sandboxes named so far, by PFN: DIRAC too serves only registered sandboxes.
-        #: Written from handler threads: one dict store each, atomic.
-        self._registered: dict[str, int] = {}
-        self.methods: dict[str, Callable[..., Result]] = {
-            "getSandboxesAssignedToEntity": self._assigned,
-            "transfer_toClient": self._transfer,
-            "streamToClient": self._transfer,
-        }
-
-    def call(self, method: str, args: list[Any], now: float) -> Result:
-        return dispatch(self.methods, method, args, now)
-
-    @staticmethod
-    def pfn(job_id: int) -> str:
-        md5 = hashlib.md5(facts.sandbox_tarball(job_id)).hexdigest()
-        owner = f"{USER}.{GROUP}"
-        return f"/SandBox/{owner[0]}/{owner}/{md5[:3]}/{md5[3:6]}/{md5}.tar.bz2"
-
-    def tarball(self, pfn: str) -> bytes | None:
-        """The registered sandbox `pfn` names (a PFN, or any URL ending in one)."""
-        start = pfn.find("/SandBox/")
-        job_id = self._registered.get(pfn[start:]) if start >= 0 else None
-        return None if job_id is None else facts.sandbox_tarball(job_id)
-
-    def _assigned(self, now: float, entity: object) -> Result:
-        kind, _, number = str(entity).partition(":")
-        job = self.jobs.get(int(number)) if kind == "Job" and number.isdigit() else None
-        if job is None or job.state_at(now)[0] not in _WRAPPER_DONE:
-            return s_ok({})
-        if self.pfns == "url":
-            return s_ok({"Output": [f"SB:{SANDBOX_SE}|{self.base_url}/sandbox/{job.id}.tar.bz2"]})
-        pfn = self.pfn(job.id)
-        self._registered[pfn] = job.id
-        return s_ok({"Output": [f"SB:{SANDBOX_SE}|{pfn}"]})
-
-    def _transfer(self, now: float, file_id: object, token: object = "") -> Result:
-        # DIRAC's DIPStorage sends the whole URL, dips://host:port/<service path><PFN>.
-        tarball = self.tarball(str(file_id))
-        return s_error("Sandbox does not exist") if tarball is None else s_ok(tarball)

@@ -1,16 +1,18 @@
-"""A DIRAC JobMonitoring simulator speaking DIRAC's HTTPS (Tornado) wire protocol.
+"""A DIRAC simulator speaking DIRAC's HTTPS (Tornado) and dips (DISET) wire protocols.
 
 Nobody can run a DIRAC server here (MySQL, OpenSearch, a patched Tornado), so this serves
 what a client sees: POST /WorkloadManagement/TornadoJobMonitoring with the form fields
 `method` and `args` (JEncoded), S_OK/S_ERROR JSON replies with string job-id keys, 401 without
-a client certificate, 500 with a raw body on a server fault. Over TLS it presents a host
-certificate of its own CA and accepts RFC 3820 proxies; plain HTTP is there for tests.
+a client certificate, 500 with a raw body on a server fault; the same services over DISET.
+Over TLS it presents a host certificate of its own CA and accepts RFC 3820 proxies; plain HTTP
+is there for tests.
 
-Besides JobMonitoring it serves SandboxStore (output sandboxes, downloaded as DIRAC's own
-client does: a DIP storage element on the dips face, `_diset_transfer`) and a FileCatalog of
-the jobs' output files. Jobs follow DIRAC's state machine on this server's clock
-(`_dirac_model`); what DIRAC records of them besides is drawn from their ids
-(`_job_facts`). Calls take time
+The services: JobMonitoring; SandboxStore (output sandboxes, which DIRAC's own client
+downloads through a DIP storage element: DISET file transfer on the dips face, `_diset`);
+a FileCatalog of the jobs' output files; ResourceStatus (DIRAC's storage element client asks
+it first). `gangamon.sim.dirac_cfg` writes the client configuration that points at them.
+Jobs follow DIRAC's state machine on this server's clock (`_dirac_model`); what DIRAC
+records of them besides is drawn from their ids (`_job_facts`). Calls take time
 from a latency model (base + per id + a heavy tail), run at most `threads` at once with at most
 `backlog` waiting (connections beyond are closed, as DIRAC's reactor does), and faults can be
 injected: an S_ERROR, an HTTP 500, a reset connection, a call that hangs.
@@ -32,12 +34,13 @@ from ..backends.dirac._wire import s_error
 from ._certs import Credentials
 from ._dirac_cfg import SANDBOX_SE
 from ._dirac_model import Outcomes, SimJob, WallClock, draw_path
-from ._dirac_service import Hangup, JobMonitoring, SandboxStore, Service
+from ._dirac_service import Hangup, JobMonitoring, Service
 from ._diset import diset_connection
 from ._file_catalog import FileCatalog
 from ._http import http_connection
 from ._job_facts import SITE_SES, sandbox_tarball
 from ._resource_status import ResourceStatus
+from ._sandbox_store import SandboxStore
 
 FAULTS = ("s_error", "http500", "reset", "hang")
 #: What a face encodes a result into (bytes, or frames, or a reply with its content type).
