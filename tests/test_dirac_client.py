@@ -21,7 +21,7 @@ import trio
 from gangamon import BackendSettings, Monitor, NewJob, Status, Store
 from gangamon.backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, ganga_status
 from gangamon.backends.dirac._states import parse_dirac_status
-from gangamon.sim._job_facts import SITE_SES, guid_of, sandbox_tarball
+from gangamon.sim._job_facts import SITE_SES, guid_of, sandbox_files, sandbox_tarball
 from gangamon.sim.process import dirac_sim_process
 
 pytest.importorskip("DIRAC", reason="the real DIRAC client is installed by `nox -s dirac`")
@@ -175,7 +175,7 @@ def test_real_client_finalises_jobs_as_ganga_does(
     for i in done:
         sandbox = got["sandboxes"][str(i)]
         assert sandbox["result"]["OK"], sandbox["result"]["Message"]
-        assert sandbox["files"] == {"std.out": f"output of simulated DIRAC job {i}\n"}
+        assert sandbox["files"] == sandbox_files(i)
         assert sandbox["in_memory_md5"] == hashlib.md5(sandbox_tarball(i)).hexdigest()
 
     summary, attributes = got["summary"]["Value"], got["attributes"]

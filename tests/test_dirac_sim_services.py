@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import random
 import re
+import tarfile
 
 import pytest
 from hypothesis import given, strategies as st
@@ -251,3 +253,13 @@ def test_bulk_methods_leave_unknown_jobs_out(method: str) -> None:
     assert isinstance(found, dict)
     assert set(found) == {1001}
     assert service.call(method, [[]], 3.0)["Value"] == {}
+
+
+def test_a_sandbox_is_the_same_tarball_of_the_jobs_files_every_time() -> None:
+    facts.sandbox_tarball.cache_clear()
+    first = facts.sandbox_tarball(1001)
+    facts.sandbox_tarball.cache_clear()
+    assert facts.sandbox_tarball(1001) == first != facts.sandbox_tarball(1002)
+    with tarfile.open(fileobj=io.BytesIO(first), mode="r:bz2") as tar:
+        members = {m.name: tar.extractfile(m).read().decode() for m in tar}  # type: ignore[union-attr]
+    assert members == facts.sandbox_files(1001)

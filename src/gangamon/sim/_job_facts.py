@@ -103,12 +103,23 @@ def replicas_of(job_id: int, lfn: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1024)
 def sandbox_tarball(job_id: int) -> bytes:
-    """The job's output sandbox, a bz2 tarball of std.out; the same bytes every time (the
-    tar members have a fixed time) so that its MD5, which names it, is the job's."""
+    """The job's output sandbox, a bz2 tarball of std.out and the application's log as
+    Ganga's Executable leaves it (Ganga links `stdout` to its `Ganga_*.log`); the same
+    bytes every time (the members have a fixed time) so that its MD5, which names it, is
+    the job's."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:bz2") as tar:
-        content = f"output of simulated DIRAC job {job_id}\n".encode()
-        info = tarfile.TarInfo("std.out")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
+        for name, text in sandbox_files(job_id).items():
+            content = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+def sandbox_files(job_id: int) -> dict[str, str]:
+    """The files of the job's output sandbox, by name."""
+    return {
+        "std.out": f"output of simulated DIRAC job {job_id}\n",
+        "Ganga_Executable.log": f"simulated DIRAC job {job_id} ran on {host_of(job_id)}\n",
+    }
