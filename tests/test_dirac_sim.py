@@ -4,6 +4,7 @@ TLS on loopback with gangamon's own HTTPS transport."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,41 @@ def test_dirac_cfg_maps_the_proxys_dn_and_points_at_both_faces(tmp_path: Path) -
     )
     urls = on_dips["Systems"]["WorkloadManagement"]["URLs"]  # type: ignore[index]
     assert urls["JobMonitoring"] == f"{dips}/WorkloadManagement/JobMonitoring"
+
+
+async def test_job_details_and_the_catalogue_over_gangamons_https_transport(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Over TLS: getJobsSummary's times arrive as datetimes (JEncoded), getJobParameters
+    takes a list, and the FileCatalog answers the LFNs those parameters name, in bulk."""
+    credentials = make_credentials(tmp_path)
+    sim = DiracSim(
+        credentials=credentials, latency=LatencyModel(base=0.001, per_id=0, tail_probability=0)
+    )
+    await nursery.start(sim.serve)
+    now = trio.current_time()
+    path = [(now - 3, D.RECEIVED, "Job accepted"), (now - 2, D.RUNNING, ""), (now - 1, D.DONE, "")]
+    ids = [sim.add_job(path) for _ in range(4)]
+    transport = DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file)
+    async with transport.session():
+        summary = await transport.call("WorkloadManagement", "JobMonitoring", "getJobsSummary", ids)
+        parameters = await transport.call(
+            "WorkloadManagement", "JobMonitoring", "getJobParameters", ids
+        )
+        lfns = [
+            lfn
+            for values in parameters.values()
+            for lfn in values.get("UploadedOutputData", "").split(", ")
+            if lfn
+        ]
+        metadata = await transport.call("DataManagement", "FileCatalog", "getFileMetadata", lfns)
+        replicas = await transport.call("DataManagement", "FileCatalog", "getReplicas", lfns, False)
+    assert sorted(int(i) for i in summary) == ids
+    for row in summary.values():
+        assert isinstance(row["EndExecTime"], dt.datetime)
+        assert row["EndExecTime"] == row["LastUpdateTime"]
+        assert row["StartExecTime"] < row["EndExecTime"]
+    assert sorted(int(i) for i in parameters) == ids
+    assert lfns  # the first jobs' facts: some have output data
+    assert sorted(metadata["Successful"]) == sorted(lfns) == sorted(replicas["Successful"])
+    assert metadata["Failed"] == {} == replicas["Failed"]
