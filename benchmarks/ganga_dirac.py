@@ -33,11 +33,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import _child
 from ._dirac_sim_child import sim_process
 from ._ganga_dirac_compare import compare
 from ._summary import Goal
@@ -97,11 +98,10 @@ def measure_session(
             }
             settings_file = directory / "settings.json"
             settings_file.write_text(json.dumps(settings))
-            result: dict[str, Any] = _child.run(
-                "benchmarks.ganga_dirac", "--session", settings_file
-            )
+            result = _run_ganga(settings_file, directory / "result.json")
     session: dict[str, Any] = {"jobs": jobs, "interval": interval, "spread_s": spread}
     session |= {"download": download, "explicit": explicit, "fresh_ids": fresh_ids}
+    session["ganga_exit_killed"] = result["exit_killed"]
     for monitor in monitors:
         session[monitor] = result[monitor]
     if "ganga" in monitors and "gangamon" in monitors:
@@ -110,6 +110,38 @@ def measure_session(
         # Summed up in the comparison; 10,000 are too many to keep: a few, to show their form.
         session[monitor]["records_sample"] = session[monitor].pop("records")[:4]
     return session
+
+
+#: Seconds a Ganga session may take to exit once it has written its result: Ganga's exit can
+#: hang ("Stopping the DIRAC process", reference/ganga.md §5 item 12).
+EXIT_GRACE = 120.0
+
+
+def _run_ganga(settings_file: Path, out: Path) -> dict[str, Any]:
+    """The Ganga child on `settings_file`; its result. A child that hangs on its way out
+    after writing it is killed (and said so); one that ends without it is an error."""
+    command = [sys.executable, "-m", "benchmarks.ganga_dirac", "--session", str(settings_file)]
+    killed = False
+    with subprocess.Popen([*command, "--json", str(out)]) as child:
+        # The result is a file the child renames into place when it is complete: wait for
+        # it or for the child's end, whichever comes first.
+        while not out.exists():
+            try:
+                child.wait(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:
+            child.wait(timeout=EXIT_GRACE)
+        except subprocess.TimeoutExpired:
+            print(f"ganga_dirac: the Ganga session did not exit within {EXIT_GRACE:.0f} s; killed")
+            child.kill()
+            killed = True
+    if not out.exists() or (child.returncode != 0 and not killed):
+        raise RuntimeError(f"the Ganga session failed (exit {child.returncode})")
+    result: dict[str, Any] = json.loads(out.read_text())
+    result["exit_killed"] = killed
+    return result
 
 
 def measure(*, quick: bool, download: bool = False, explicit: bool = False) -> dict[str, Any]:
@@ -283,7 +315,9 @@ def main() -> None:
         from ._ganga_dirac_session import run_session
 
         result = run_session(json.loads(args.session.read_text()))
-        args.json.write_text(json.dumps(result))
+        part = args.json.with_suffix(".part")
+        part.write_text(json.dumps(result))
+        part.replace(args.json)  # whole, for the parent that waits for it
         return
     missing = available()
     if missing is not None:
