@@ -25,7 +25,6 @@ import fnmatch
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from ..backends._protocol import Backend, BackendSettings
 from ..backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, DiracTransport
 from ..backends.dirac._states import ganga_mapping
 from ._dirac_setup import DiracNotFound, DiracSetup, find_dirac
-from ._legacy import poll_interval
+from ._family import poll_interval
 from ._options import GangamonOptions
 
 #: Ganga's test for a DiracFile name pattern that is a wildcard (`DiracBase.regex`).
@@ -62,7 +61,9 @@ def dirac_new_job(name: str, job: Any, status: Status) -> NewJob | None:
     return NewJob(name, str(int(dirac_id)), status)
 
 
-def ganga_dirac_backend(options: GangamonOptions, dirac_config: Any, poll_config: Any) -> Backend:
+def ganga_dirac_backend(
+    options: GangamonOptions, dirac_config: Any, poll_config: Any, gangadir: str
+) -> DiracBackend:
     """gangamon's DIRAC backend for a Ganga session, configured as its GangaDirac is: the
     DIRAC its DIRAC processes use (`find_dirac` on GangaDirac's `getDiracEnv()`), Ganga's
     `statusmapping`, sandbox download default, chunk size and `[PollThread] Dirac` rate, and
@@ -90,7 +91,9 @@ def ganga_dirac_backend(options: GangamonOptions, dirac_config: Any, poll_config
     )
     return DiracBackend(
         transport,
-        output_dir=Path(tempfile.mkdtemp(prefix="gangamon-dirac-")),
+        # In the user's gangadir: a sandbox downloaded but not yet handed over when a session
+        # dies is found again (and downloaded again, idempotently) by the next one.
+        output_dir=Path(gangadir, "gangamon", "dirac-output"),
         settings=settings,
         name="Dirac",
         download_output=bool(dirac_config["default_downloadOutputSandbox"]),
@@ -119,11 +122,17 @@ class DiracFamily:
     def __init__(
         self,
         backend: Backend,
-        output_root: Path,
+        output_root: Path | None = None,
         *,
         locations_file: str = POSTPROCESS_LOCATIONS,
     ) -> None:
+        """`output_root`: where `backend` downloads sandboxes (default: a `DiracBackend`'s
+        `output_dir`)."""
         self.backend = backend
+        if output_root is None:
+            if not isinstance(backend, DiracBackend):
+                raise TypeError(f"DiracFamily of {backend!r} needs the output_root it uses")
+            output_root = backend.output_dir
         self.applier = DiracApplier(output_root, locations_file)
 
     def claims(self, backend_name: str, backend: Any) -> bool:

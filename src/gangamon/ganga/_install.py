@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends._protocol import Backend
+from ._family import Family
 from ._options import DOCS, SECTION, GangamonOptions, OptionError, parse_options
 from ._service import WATCHED, GangaHooks, GangamonService
 
@@ -23,7 +24,7 @@ _original_hook: Any = None
 
 def install(
     *,
-    dirac: Backend | None = None,
+    dirac: Family | Backend | None = None,
     dirac_output: Path | None = None,
     deadline: float = 1.5,
     enable: bool | None = None,
@@ -31,7 +32,8 @@ def install(
 ) -> GangamonService:
     """Put gangamon in the place of Ganga's monitoring service; return the service.
 
-    `dirac`: a `gangamon.backends.dirac.DiracBackend` for Ganga's Dirac jobs; by default one
+    `dirac`: a `gangamon.backends.dirac.DiracBackend` (its sandboxes in `dirac_output`, by
+    default its `output_dir`) or a `Family` for Ganga's Dirac jobs; by default one
     is built from the DIRAC configuration Ganga's DIRAC environment uses (`_dirac_setup`)
     when GangaDirac is loaded, with `options` (default: the `[gangamon]` section of the
     session's configuration). Where none can be built, the reason is logged in one line and
@@ -52,12 +54,15 @@ def install(
     options = options if options is not None else read_options()
     if dirac is None:
         dirac = _zero_config_dirac(options)
+    elif isinstance(dirac, Backend):
+        from ._dirac import DiracFamily
+
+        # Its sandboxes are handed over from where it downloads them.
+        dirac = DiracFamily(dirac, dirac_output)
     was_enabled = bool(current is not None and current.enabled)
     if current is not None:
         _stop_ganga_monitor(current, deadline)
-    service = GangamonService(
-        _ganga_hooks(current), dirac=dirac, dirac_output=dirac_output, deadline=deadline
-    )
+    service = GangamonService(_ganga_hooks(current), dirac=dirac, deadline=deadline)
     core.monitoring_component = service
     _export(service)
     _hook_submissions()
@@ -108,7 +113,7 @@ def postBootstrapHook() -> None:
         log.info("gangamon monitors this session's jobs (Ganga's own monitoring is stopped)")
 
 
-def _zero_config_dirac(options: GangamonOptions) -> Backend | None:
+def _zero_config_dirac(options: GangamonOptions) -> Family | None:
     """gangamon's DIRAC backend for this session's GangaDirac, or None (reason logged)."""
     from GangaCore.Utility.Config import getConfig
     from GangaCore.Utility.Plugin import allPlugins
@@ -117,11 +122,12 @@ def _zero_config_dirac(options: GangamonOptions) -> Backend | None:
         return None  # GangaDirac is not loaded: no Dirac jobs in this session
     dirac_config = getConfig("DIRAC")
     poll_config = getConfig("PollThread")
-    from ._dirac import ganga_dirac_backend
+    gangadir = getConfig("Configuration")["gangadir"]
+    from ._dirac import DiracFamily, ganga_dirac_backend
     from ._dirac_setup import DiracNotFound
 
     try:
-        return ganga_dirac_backend(options, dirac_config, poll_config)
+        return DiracFamily(ganga_dirac_backend(options, dirac_config, poll_config, gangadir))
     except DiracNotFound as e:
         log.warning("gangamon does not monitor Dirac jobs (Ganga's own code does): %s", e)
         return None
