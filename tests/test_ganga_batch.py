@@ -55,12 +55,16 @@ class StandInJob:
 
 
 def batch_backend(batch_id: object = "") -> SimpleNamespace:
-    """A Ganga `Batch` backend's monitored attributes, as after submission."""
-    return SimpleNamespace(id=batch_id, exitcode=None, actualqueue="", actualCE="", status="")
+    """A Ganga `Batch` backend's monitored attributes (and Condor's), as after submission."""
+    return SimpleNamespace(
+        id=batch_id, exitcode=None, actualqueue="", actualCE="", status="", cputime=""
+    )
 
 
-def entry(new: Status, native: str | None = None, reason: str = "") -> JournalEntry:
-    return JournalEntry(1, 1, None, new, native, reason, 0.0)
+def entry(
+    new: Status, native: str | None = None, reason: str = "", **details: object
+) -> JournalEntry:
+    return JournalEntry(1, 1, None, new, native, reason, 0.0, details or None)
 
 
 def family(*installed: str, poll: dict[str, float] | None = None) -> BatchFamily:
@@ -182,10 +186,12 @@ def test_condor_keeps_its_state_name_while_queued_and_clears_it_at_the_end(
 ) -> None:
     job = StandInJob(batch_backend("101.0"), tmp_path)
     applier = CondorApplier()
-    applier.before(job, entry(S.RUNNING, "Running"))
-    assert job.backend.status == "Running"
-    applier.before(job, entry(S.COMPLETED, "Completed", "exit code 0"))
-    assert job.backend.status == ""
+    applier.before(job, entry(S.RUNNING, "Running", host="slot1@wn01", cpu=0.0))
+    assert (job.backend.status, job.backend.actualCE, job.backend.cputime) == (
+        "Running", "slot1@wn01", 0.0)  # fmt: skip
+    applier.before(job, entry(S.COMPLETED, "Completed", "exit code 0", cpu=301.0))
+    assert (job.backend.status, job.backend.actualCE, job.backend.cputime) == (
+        "", "slot1@wn01", 301.0)  # fmt: skip
 
 
 # -- started when used ------------------------------------------------------------------------
@@ -315,7 +321,9 @@ async def test_ganga_jobs_reach_their_batch_systems_statuses(
             i: (job.backend.id, job.backend.exitcode) for i, job in zip(expected, jobs, strict=True)
         } == EXPECTED_BACKENDS[ganga]
     else:
-        assert {job.backend.status for job in jobs} == {"", "Running"}
+        assert [(j.backend.status, j.backend.actualCE, j.backend.cputime) for j in jobs] == [
+            ("Running", "slot1@wn01.example.org", 12.0), ("", "", ""),
+            ("", "slot2@wn02.example.org", 301.0), ("", "", "")]  # fmt: skip
     # One listing per interval and no more: the prompt poll of the new jobs and the first
     # sweep share one.
     # PBS and SGE share the name qstat: both are built, only the used one is asked anything.

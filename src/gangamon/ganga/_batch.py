@@ -12,7 +12,9 @@ the batch job's number standing in for a PID line the wrapper has not written ye
 batch system's exit code for an `EXITCODE:` line it never wrote (the wrapper was killed).
 
 Ganga's Condor monitor keeps HTCondor's name for the job's state in `backend.status` while
-the job is queued, and clears it once the job has left the queue; so does the applier.
+the job is queued, and clears it once the job has left the queue; it sets `backend.actualCE`
+to the job's RemoteHost and `backend.cputime` to its RemoteUserCpu. So does the applier, at
+each change, from the change's details.
 
 A Ganga class is claimed only where its system's listing command is installed; elsewhere its
 jobs stay with Ganga's own monitor, which needs nothing but the files. A claimed class's
@@ -39,7 +41,7 @@ from ..backends.lsf import LsfBackend
 from ..backends.pbs import PbsBackend
 from ..backends.sge import SgeBackend
 from ..backends.slurm import SlurmBackend
-from ._legacy import poll_interval
+from ._family import poll_interval
 from ._writer import Applier
 
 #: The longest one listing (or one history command) may take.
@@ -168,10 +170,18 @@ class BatchApplier:
 
 
 class CondorApplier:
-    """HTCondor's state name in `backend.status` while queued, cleared once the job is over."""
+    """HTCondor's state name in `backend.status` while queued, cleared once the job is over;
+    its host in `backend.actualCE` and its CPU time in `backend.cputime`, where known."""
 
     def before(self, job: Any, entry: JournalEntry) -> None:
-        job.backend.status = "" if entry.new in FINAL else (entry.native_status or "")
+        backend = job.backend
+        backend.status = "" if entry.new in FINAL else (entry.native_status or "")
+        details = entry.details or {}
+        host = details.get("host")
+        if host and host != backend.actualCE:
+            backend.actualCE = host
+        if "cpu" in details:
+            backend.cputime = details["cpu"]
 
     def after(self, job: Any, entry: JournalEntry) -> None:
         pass

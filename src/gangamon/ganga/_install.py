@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends._protocol import Backend
+from ._batch import BatchFamily
 from ._family import Family
 from ._options import DOCS, SECTION, GangamonOptions, OptionError, parse_options
 from ._service import WATCHED, GangaHooks, GangamonService
@@ -38,6 +39,8 @@ def install(
     when GangaDirac is loaded, with `options` (default: the `[gangamon]` section of the
     session's configuration). Where none can be built, the reason is logged in one line and
     Ganga's own DIRAC code monitors Dirac jobs through the adapter.
+    Jobs of Ganga's batch classes (Slurm, LSF, PBS, SGE, Condor) whose system's listing
+    command is installed here are monitored by gangamon's batch backends (`_batch`).
     `deadline`: the longest `disableMonitoring()` or the session's exit waits on monitoring.
     `enable`: start monitoring now; by default, if Ganga's service was enabled.
     Idempotent: a second call returns the installed service.
@@ -62,7 +65,9 @@ def install(
     was_enabled = bool(current is not None and current.enabled)
     if current is not None:
         _stop_ganga_monitor(current, deadline)
-    service = GangamonService(_ganga_hooks(current), dirac=dirac, deadline=deadline)
+    hooks = _ganga_hooks(current)
+    batch = BatchFamily(hooks.poll_config)
+    service = GangamonService(hooks, dirac=dirac, families=[batch], deadline=deadline)
     core.monitoring_component = service
     _export(service)
     _hook_submissions()
