@@ -245,7 +245,7 @@ class DiracBase:
         self.status: str | None = None
         self.statusInfo = self.extraInfo = ""
         self.actualCE: str | None = None
-        self.normCPUTime: str | None = None
+        self.normCPUTime: object = None
 
 
 class GangaJob:
@@ -280,6 +280,7 @@ def test_applier_leaves_what_gangas_dirac_monitor_leaves(
     assert job.time.timestamps == {"backend_running": dt.datetime(2026, 12, 1, 10, 0, 5)}
     (tmp_path / "dirac" / "1001").mkdir(parents=True)
     (tmp_path / "dirac" / "1001" / "std.out").write_text("output")
+    (tmp_path / "dirac" / "1001" / "Ganga_Executable.log").write_text("log")
     done = {
         **running,
         "application_status": "Finished",
@@ -293,7 +294,7 @@ def test_applier_leaves_what_gangas_dirac_monitor_leaves(
     assert (backend.statusInfo, backend.extraInfo, backend.normCPUTime) == (
         "Execution Complete",
         "Finished",
-        "42",
+        42,  # as DIRAC gave it, as Ganga keeps it
     )
     assert job.time.timestamps == {
         "backend_running": dt.datetime(2026, 12, 1, 10, 0, 5),
@@ -301,6 +302,8 @@ def test_applier_leaves_what_gangas_dirac_monitor_leaves(
         "backend_final": dt.datetime(2026, 12, 1, 10, 5),
     }
     assert (tmp_path / "out" / "std.out").read_text() == "output"
+    # Ganga's getOutputSandbox links stdout to the Ganga log of the sandbox.
+    assert (tmp_path / "out" / "stdout").read_text() == "log"
     # Ganga's DiracFile record: one line per matching wildcard pattern.
     assert (tmp_path / "out" / "__postprocesslocations__").read_text() == (
         "DiracFile:::*.root&&hist.root->/lhcb/u/hist.root:::['CERN-USER']:::G1\n"
@@ -313,3 +316,16 @@ def test_a_job_without_diracfile_outputs_gets_an_empty_locations_file(tmp_path: 
         job, _entry(S.RUNNING, S.COMPLETED, "Done", "Execution Complete", None)
     )
     assert (tmp_path / "out" / "__postprocesslocations__").read_text() == ""
+
+
+def test_a_job_killed_in_the_queue_gets_the_stamps_ganga_writes(tmp_path: Path) -> None:
+    job = GangaJob(1003, tmp_path / "out")
+    ended = {"ended_at": "2026-12-01 10:01:00"}
+    DiracApplier(tmp_path / "dirac").before(
+        job, _entry(S.SUBMITTED, S.FAILED, "Killed", "Marked for termination", ended)
+    )
+    assert job.time.timestamps == {
+        "backend_running": None,  # it never ran: Ganga writes the None it finds
+        "backend_completing": None,
+        "backend_final": dt.datetime(2026, 12, 1, 10, 1),
+    }

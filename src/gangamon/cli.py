@@ -361,9 +361,9 @@ def sim() -> None:
 @click.option(
     "--sandbox-pfns",
     type=click.Choice(["url", "dirac"]),
-    default="url",
+    default="dirac",
     show_default=True,
-    help="Name output sandboxes by https URLs (gangamon's transport) or as DIRAC does.",
+    help="Name output sandboxes as DIRAC does, or by https URLs of the simulator.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of text.")
 def sim_dirac(

@@ -170,7 +170,7 @@ class DiracApplier:
             if isinstance(value, str):
                 setattr(backend, attribute, value)
         if details.get("norm_cpu_time") is not None:
-            backend.normCPUTime = str(details["norm_cpu_time"])
+            backend.normCPUTime = details["norm_cpu_time"]  # as DIRAC gives it, as Ganga does
         _stamp(job, entry.new, details)
         if entry.new in (Status.COMPLETING, Status.COMPLETED):
             # The output data came with the change to Done, whichever entry that is.
@@ -179,6 +179,7 @@ class DiracApplier:
             downloaded = self.output_root / str(backend.id)
             if entry.new == Status.COMPLETED and downloaded.is_dir():
                 _move_into(downloaded, output)
+                _link_stdout(output)
 
     def after(self, job: Any, entry: JournalEntry) -> None:
         pass
@@ -212,7 +213,8 @@ def _stamp(job: Any, new: Status, details: Mapping[str, object]) -> None:
     stamps = job.time.timestamps
     if new in (Status.RUNNING, Status.COMPLETING) or new in FINAL:
         running = _utc(details.get("running_at"))
-        if running is not None and "backend_running" not in stamps:
+        # At the end Ganga writes what it found, None included (a job killed in the queue).
+        if "backend_running" not in stamps and (running is not None or new in FINAL):
             stamps["backend_running"] = running
     if (new == Status.COMPLETING or new in FINAL) and "backend_completing" not in stamps:
         # Ganga writes what it finds, None included: the time DIRAC said Completed.
@@ -221,6 +223,14 @@ def _stamp(job: Any, new: Status, details: Mapping[str, object]) -> None:
     if ended is not None and (new == Status.COMPLETING or new in FINAL):
         # Known from the change to Done, before gangamon's finalisation completes the job.
         stamps["backend_final"] = ended
+
+
+def _link_stdout(output: Path) -> None:
+    """`stdout` pointing at the sandbox's Ganga log, as Ganga's getOutputSandbox links it."""
+    stdout = output / "stdout"
+    logs = sorted(output.glob("*Ganga_*.log"))
+    if logs and not stdout.exists() and not stdout.is_symlink():
+        stdout.symlink_to(logs[0])
 
 
 def _utc(value: object) -> dt.datetime | None:

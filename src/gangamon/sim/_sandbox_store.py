@@ -32,7 +32,7 @@ class SandboxStore:
         self,
         jobs: Mapping[int, SimJob],
         base_url: str,
-        pfns: Literal["dirac", "url"] = "url",
+        pfns: Literal["dirac", "url"] = "dirac",
     ) -> None:
         self.jobs, self.base_url, self.pfns = jobs, base_url, pfns
         #: The sandboxes named so far, by PFN: DIRAC too serves only registered sandboxes.

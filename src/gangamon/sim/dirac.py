@@ -86,8 +86,8 @@ class DiracSim:
     `clock` is the server's time (trio's by default, so MockClock drives it in tests that
     stay off the network). `sandbox_pfns` is how SandboxStore names output sandboxes:
     "dirac" as DIRAC does (`SB:SimSandboxSE|/SandBox/...`, for DIRAC's client and its
-    StorageElement), "url" as https URLs of this server (what gangamon's HTTPS transport
-    downloads); see `SandboxStore`.
+    StorageElement), "url" as https URLs of this server, fetched by a plain GET (gangamon's
+    HTTPS transport takes either); see `SandboxStore`.
     """
 
     def __init__(
@@ -101,7 +101,7 @@ class DiracSim:
         backlog: int = 100,
         credentials: Credentials | None = None,
         clock: Callable[[], float] = trio.current_time,
-        sandbox_pfns: Literal["dirac", "url"] = "url",
+        sandbox_pfns: Literal["dirac", "url"] = "dirac",
     ) -> None:
         self.jobs: dict[int, SimJob] = {}
         self.rng = random.Random(seed)
