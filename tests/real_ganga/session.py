@@ -18,9 +18,11 @@ GANGARC = """\
 # Ganga configuration file ($Name: 8.7.12 $)
 [Configuration]
 gangadir = {gangadir}
+{configuration}
 [PollThread]
 autostart = False
 {poll}
+{sections}
 """
 
 PRELUDE = """
@@ -45,11 +47,18 @@ def final(job):
 """
 
 
-def environment(tmp: Path, poll: str = "") -> dict[str, str]:
+def environment(
+    tmp: Path, poll: str = "", *, configuration: str = "", sections: str = ""
+) -> dict[str, str]:
+    """Ganga's files in `tmp`: `poll` goes under [PollThread], `configuration` under
+    [Configuration], `sections` (whole sections) at the end."""
     home = tmp / "home"
     home.mkdir(exist_ok=True)
     gangarc = tmp / "gangarc"
-    gangarc.write_text(GANGARC.format(gangadir=tmp / "gangadir", poll=poll))
+    text = GANGARC.format(
+        gangadir=tmp / "gangadir", poll=poll, configuration=configuration, sections=sections
+    )
+    gangarc.write_text(text)
     return {**os.environ, "HOME": str(home), "GANGA_CONFIG_FILE": str(gangarc)}
 
 
@@ -57,11 +66,20 @@ def script(body: str) -> list[str]:
     return [sys.executable, "-c", PRELUDE + textwrap.dedent(body)]
 
 
-def run_session(tmp: Path, body: str, *, poll: str = "", timeout: float = 180) -> dict[str, Any]:
-    """Run `body` in a fresh Ganga session; return what it reported."""
+def run_session(
+    tmp: Path,
+    body: str,
+    *,
+    poll: str = "",
+    configuration: str = "",
+    sections: str = "",
+    timeout: float = 180,
+) -> dict[str, Any]:
+    """Run `body` in a fresh Ganga session (its gangarc as `environment` writes it); return
+    what it reported."""
     result = subprocess.run(
         script(body),
-        env=environment(tmp, poll),
+        env=environment(tmp, poll, configuration=configuration, sections=sections),
         capture_output=True,
         text=True,
         timeout=timeout,
