@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nox
 
@@ -165,5 +166,13 @@ def ganga_dirac(session: nox.Session) -> None:
     _install_dirac_client(session)
     _install(session, "test")
     _check_requirements(session)
-    session.run("pytest", "tests/real_ganga_dirac", "-p", "no:cacheprovider")
+    # The benchmark runs even when the test fails, so that its figures (and differences)
+    # are there to read; the session fails after it.
+    junit = Path(session.create_tmp(), "real_ganga_dirac.xml")
+    junit.unlink(missing_ok=True)
+    test = ["pytest", "tests/real_ganga_dirac", "-p", "no:cacheprovider", f"--junitxml={junit}"]
+    session.run(*test, success_codes=[0, 1])
     session.run("python", "-m", "benchmarks.ganga_dirac", *session.posargs)
+    suites = ElementTree.parse(junit).getroot().iter("testsuite")
+    if any(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites):
+        session.error("tests/real_ganga_dirac failed: see its report above")
