@@ -30,7 +30,7 @@ from gangamon import BackendSettings, JobRef, Status, Update, can_transition, pa
 from gangamon._store import JournalEntry
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D
 from gangamon.ganga import BadJobSelection, GangaHooks, GangamonService, select_jobs
-from gangamon.ganga._dirac import DiracApplier, is_dirac
+from gangamon.ganga._dirac import DiracApplier, DiracFamily, is_dirac
 from gangamon.ganga._local import GangaLocalBackend, LocalJob, read_status_file
 from gangamon.ganga._writer import GangaWriter, PlainApplier, Target
 from gangamon.sim._certs import Credentials, make_credentials
@@ -61,10 +61,12 @@ class StandInJob:
         backend: Any = None,
         master: StandInMaster | None = None,
         outputdir: Path | None = None,
+        inputdir: Path | None = None,
     ) -> None:
         self.fqid, self.status, self.master = fqid, status, master
         self.backend = backend if backend is not None else SimpleNamespace()
         self.outputdir = outputdir or Path("/nonexistent")
+        self.inputdir = inputdir or Path("/nonexistent")
         self.updates: list[tuple[str, bool]] = []
         self.changed = threading.Condition()
         self.time = SimpleNamespace(timestamps={})  # Ganga's JobTime
@@ -74,6 +76,9 @@ class StandInJob:
 
     def getOutputWorkspace(self) -> Any:  # Ganga's name
         return SimpleNamespace(getPath=lambda: str(self.outputdir))
+
+    def getInputWorkspace(self) -> Any:  # Ganga's name
+        return SimpleNamespace(getPath=lambda name="": str(self.inputdir / name))
 
     def updateStatus(self, new: str, update_master: bool = True) -> None:  # Ganga's name
         if not can_transition(parse_status(self.status), parse_status(new)):
@@ -168,7 +173,8 @@ def test_subjob_changes_update_each_master_once_per_batch() -> None:
     targets = {i: Target(sj, PlainApplier()) for i, sj in enumerate(subjobs)}
     finished: list[int] = []
     writer_for(targets, finished).apply(
-        [entry(i, S.RUNNING) for i in range(3)] + [entry(i, S.COMPLETED) for i in range(3)]
+        [entry(i, S.RUNNING, old=S.SUBMITTED) for i in range(3)]
+        + [entry(i, S.COMPLETED, old=S.RUNNING) for i in range(3)]
     )
     assert [sj.updates for sj in subjobs] == [[("running", False), ("completed", False)]] * 3
     assert master.updates == 1
@@ -182,7 +188,7 @@ def test_a_job_already_in_the_status_is_left_alone_and_a_refusal_is_logged(
     done = StandInJob("1", "completed")
     killed = StandInJob("2", "killed")
     writer = writer_for({1: Target(done, PlainApplier()), 2: Target(killed, PlainApplier())})
-    writer.apply([entry(1, S.COMPLETED), entry(2, S.RUNNING)])
+    writer.apply([entry(1, S.COMPLETED, old=S.RUNNING), entry(2, S.RUNNING, old=S.KILLED)])
     assert done.updates == []
     assert killed.status == "killed"
     assert writer.refused == 1
@@ -200,13 +206,23 @@ def test_a_job_ganga_moved_meanwhile_is_not_moved_again() -> None:
     assert finished == [1]
 
 
+def test_the_status_gangamon_took_from_ganga_is_never_written_back() -> None:
+    # Tracked from its submitted-hook; the user set it failed (force_status) before the
+    # journal's first entry for it (no old status: "added") reached the writer. Ganga allows
+    # failed -> submitted: written back, it would refuse the user's next resubmit.
+    job = StandInJob("0.0", "failed")
+    writer = writer_for({1: Target(job, PlainApplier())})
+    writer.apply([entry(1, S.SUBMITTED)])
+    assert (job.status, job.updates, writer.refused) == ("failed", [], 0)
+
+
 def test_changes_wait_for_ganga_to_finish_submitting_the_job() -> None:
     job = StandInJob("3", "submitting")
     writer = writer_for({1: Target(job, PlainApplier())})
     writer.start()
     try:
-        writer.change(entry(1, S.RUNNING, seq=1))
-        writer.change(entry(1, S.COMPLETED, seq=2))
+        writer.change(entry(1, S.RUNNING, seq=1, old=S.SUBMITTED))
+        writer.change(entry(1, S.COMPLETED, seq=2, old=S.RUNNING))
         job.updateStatus("submitted")  # what Ganga's submit does once its hook has returned
         assert job.wait_status("completed")
         assert job.updates == [("submitted", True), ("running", False), ("completed", False)]
@@ -418,7 +434,7 @@ def test_ganga_dirac_jobs_are_monitored_by_gangamons_dirac_backend(
         name="Dirac",
     )
     service = GangamonService(
-        stand_in_hooks(jobs), dirac=backend, dirac_output=tmp_path / "dirac", workdir=tmp_path
+        stand_in_hooks(jobs), dirac=DiracFamily(backend, tmp_path / "dirac"), workdir=tmp_path
     )
     assert service.enable()
     try:
@@ -524,3 +540,87 @@ def test_disabling_is_bounded_when_an_adapted_backend_hangs(tmp_path: Path) -> N
         assert not service.enabled
     finally:
         Hanging.release.set()
+
+
+class Recording:
+    """A Ganga backend class that records the jobs each of its polls is given."""
+
+    polls: ClassVar[list[list[str]]] = []
+
+    @staticmethod
+    def updateMonitoringInformation(jobs: list[StandInJob]) -> None:  # Ganga's name
+        Recording.polls.append([job.fqid for job in jobs])
+        for job in jobs:
+            job.updateStatus("running")
+
+
+def test_a_newly_tracked_adapter_job_is_in_the_first_poll(tmp_path: Path) -> None:
+    # The next poll is an hour away: only the one made as the job is tracked can move it.
+    job = StandInJob("9", backend=SimpleNamespace(kind="Recording"))
+    hooks = dataclasses.replace(
+        adapter_hooks([job], {"Recording": Recording}), poll_config={"Recording": 3600}
+    )
+    service = GangamonService(hooks, workdir=tmp_path)
+    assert service.enable()
+    try:
+        assert job.wait_status("running")
+        assert Recording.polls[0] == ["9"]
+    finally:
+        assert service.disable()
+
+
+# -- runs: a resubmitted job is a new run ----------------------------------------------------
+
+
+class StandInLocal:
+    """What the shim touches of Ganga's Localhost backend."""
+
+    kind = "Local"
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+        self.exitcode: int | None = None
+
+    def remove_workdir(self) -> None:  # Ganga's name
+        pass
+
+
+def test_a_job_killed_and_resubmitted_at_once_is_monitored_in_its_new_run(
+    tmp_path: Path,
+) -> None:
+    inputdir, outputdir = tmp_path / "input", tmp_path / "output"
+    inputdir.mkdir()
+    outputdir.mkdir()
+    script = inputdir / "__jobscript__"
+    script.write_text(FAKE_WRAPPER)
+    status_file = outputdir / "__jobstatus__"
+    job = StandInJob("1", "new", backend=StandInLocal(), outputdir=outputdir, inputdir=inputdir)
+    service = GangamonService(adapter_hooks([job], {}), workdir=tmp_path)
+    wrappers: list[subprocess.Popen[bytes]] = []
+
+    def submit(command: str) -> None:
+        # What Ganga's submit and resubmit do, in their order: the output directory emptied,
+        # the submitted-hook called while the job is still submitting, the wrapper started.
+        status_file.unlink(missing_ok=True)
+        job.updateStatus("submitting")
+        service.submitted(job)
+        argv = [sys.executable, str(script), str(status_file), command, "record"]
+        wrappers.append(subprocess.Popen(argv))
+        job.updateStatus("submitted")
+
+    assert service.enable()
+    try:
+        submit("sleep 30")
+        assert job.wait_status("running")
+        wrappers[0].kill()  # what j.kill() does, then sets the job killed
+        job.updateStatus("killed")
+        # Resubmitted at once: the first run's watch has yet to see its wrapper gone.
+        submit("exit 0")
+        assert job.wait_status("completed"), job.updates
+        assert job.updates[-1] == ("completed", False)
+        assert job.backend.exitcode == 0
+    finally:
+        for wrapper in wrappers:
+            wrapper.kill()
+            wrapper.wait()
+        assert service.disable()

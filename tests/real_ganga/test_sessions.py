@@ -201,3 +201,92 @@ def test_a_session_with_jobs_running_exits_within_two_seconds(tmp_path: Path) ->
     # session's last statement to the end of its process (raises unless it exits cleanly).
     took = session_exit_seconds(tmp_path, gangamon=True)
     assert took < 2.0, f"the session took {took:.2f} s to exit"
+
+
+def test_a_local_job_killed_and_resubmitted_at_once_is_monitored_in_its_new_run(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "first-run"
+    figures = run_session(
+        tmp_path,
+        f"""
+        from ganga import Executable, Job, Local
+        service = gangamon.ganga.install(enable=True)
+        # The first run waits to be killed; the second finds the marker and ends at once.
+        command = "test -e {marker} && exit 0; touch {marker}; sleep 60"
+        j = Job(application=Executable(exe="/bin/sh", args=["-c", command]), backend=Local())
+        j.submit()
+        wait_until(lambda: j.status == "running", 30)
+        j.kill()
+        j.resubmit()  # within the 3 s in which the first run's watch waits on its wrapper
+        wait_until(lambda: final(j), 30)
+        report(status=j.status, exitcode=j.backend.exitcode)
+        """,
+    )
+    assert figures == {"status": "completed", "exitcode": 0}
+
+
+def test_an_interactive_job_is_completed_by_the_poll_made_as_it_is_tracked(
+    tmp_path: Path,
+) -> None:
+    # Interactive runs the job inside submit(); the next poll is 30 s away.
+    figures = run_session(
+        tmp_path,
+        """
+        service = gangamon.ganga.install(enable=False)
+        from ganga import Executable, Interactive, Job, runMonitoring
+        app = Executable(exe="/bin/sh", args=["-c", "exit 0"])
+        j = Job(application=app, backend=Interactive())
+        j.submit()
+        runMonitoring(j)
+        wait_until(lambda: final(j), 20)
+        report(status=j.status, polls=service.statistics().backends["Interactive"].calls)
+        """,
+    )
+    assert figures == {"status": "completed", "polls": 1}
+
+
+def test_a_status_the_user_sets_right_after_tracking_is_never_overwritten(tmp_path: Path) -> None:
+    # gangamon records the status it tracks a job with; a kill (or force_status) landing
+    # before that record reached the writer was undone (killed -> submitted), and Ganga then
+    # refused the resubmit: "cannot resubmit job 0 which is in 'submitted' state". Also
+    # Ganga's TestSJSubmit::test_d_SJResubmit_FailNotRequired, where it was seen.
+    figures = run_session(
+        tmp_path,
+        """
+        service = gangamon.ganga.install(enable=True)
+        from ganga import ArgSplitter, Executable, Job, Local, runMonitoring
+        refused = []
+
+        def resubmit(job):
+            try:
+                job.resubmit()
+            except Exception as e:
+                refused.append(str(e))
+
+        app = Executable(exe="/bin/sh", args=["-c", "sleep 0.5"])
+        j = Job(application=app, backend=Local())
+        j.submit()
+        for _ in range(3):
+            runMonitoring(j)
+            j.kill()
+            resubmit(j)
+            wait_until(lambda: final(j), 30)
+        splitter = ArgSplitter(args=[["-c", "sleep 0.5"]] * 2)
+        m = Job(application=Executable(exe="/bin/sh"), splitter=splitter, backend=Local())
+        m.submit()
+        wait_until(lambda: final(m), 30)
+        sj = m.subjobs(0)
+        resubmit(sj)
+        sj.force_status("failed", force=True)
+        resubmit(sj)
+        wait_until(lambda: final(m), 30)
+        report(refused=refused, job=j.status, subjob=sj.status, master=m.status)
+        """,
+    )
+    assert figures == {
+        "refused": [],
+        "job": "completed",
+        "subjob": "completed",
+        "master": "completed",
+    }

@@ -34,17 +34,26 @@ from .._store import NewJob
 from ..backends._protocol import Backend, JobRef
 from ..embed import EmbeddedMonitor
 from ._adapter import AdapterFamily
-from ._dirac import DiracFamily
 from ._family import Family
 from ._local import LocalFamily
 from ._select import select_jobs
-from ._writer import Applier, GangaWriter, Target
+from ._writer import Applier, GangaWriter, Target, TrackRequest
 
 log = logging.getLogger("gangamon.ganga")
 
 #: The statuses Ganga's monitor looks at: the active ones but completing, which is left to
 #: Ganga's own recovery.
 WATCHED = frozenset(s.value for s in ACTIVE - {Status.COMPLETING})
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One run of a Ganga job, as gangamon tracks it."""
+
+    fqid: str
+    #: (gangamon backend, backend id)
+    ref: tuple[str, str]
+    target: Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +83,7 @@ class GangamonService:
         self,
         hooks: GangaHooks,
         *,
-        dirac: Family | Backend | None = None,
-        dirac_output: Path | None = None,
+        dirac: Family | None = None,
         families: Sequence[Family] = (),
         deadline: float = 1.5,
         workdir: Path | None = None,
@@ -83,17 +91,12 @@ class GangamonService:
         """A Ganga job is monitored by the first family that claims its backend, asked in
         this order: Local, `dirac`, `families`, and last the adapter for every other Ganga
         backend plugin (Ganga's own monitoring code).
-
-        `dirac`: the family of Ganga's Dirac jobs; a gangamon `Backend` is taken as one, its
-        sandboxes downloaded into `dirac_output` (default: the scratch directory's "dirac").
         """
         self.hooks = hooks
         self.deadline = deadline
         self.alive = True
         self._own_workdir = workdir is None
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="gangamon-"))
-        if isinstance(dirac, Backend):
-            dirac = DiracFamily(dirac, dirac_output or self._workdir / "dirac")
         self._families: list[Family] = [LocalFamily()]
         self._families += [dirac] if dirac is not None else []
         self._families += families
@@ -102,8 +105,14 @@ class GangamonService:
         self._embedded: EmbeddedMonitor | None = None
         self._writer: GangaWriter | None = None
         self._enables = 0
-        # Touched only in the writer thread while running, and under the lock otherwise.
-        self._targets: dict[int, Target] = {}
+        # Written only in the writer thread while running, and under the lock otherwise.
+        #: Each tracked run of a Ganga job, by its gangamon id.
+        self._runs: dict[int, _Run] = {}
+        #: The latest run of each Ganga job ("3", "3.1"): a resubmission replaces it.
+        self._latest: dict[str, int] = {}
+        #: What a poll of (gangamon backend, backend id) is about: registered before the job
+        #: is tracked, so that the engine's first poll finds it.
+        self._by_ref: dict[tuple[str, str], Target] = {}
 
     # -- Ganga's interface -------------------------------------------------------------------
 
@@ -131,7 +140,9 @@ class GangamonService:
                 clean = embedded.stop(self.deadline * 0.75)
             if writer is not None:
                 clean = writer.stop(max(0.05, end - time.monotonic())) and clean
-            self._targets.clear()
+            self._runs.clear()
+            self._latest.clear()
+            self._by_ref.clear()
             if clean:
                 for store in self._workdir.glob("jobs-*.sqlite*"):
                     store.unlink(missing_ok=True)
@@ -178,10 +189,12 @@ class GangamonService:
     # -- from Ganga's submitted-hook ------------------------------------------------------------
 
     def submitted(self, job: Any) -> None:
-        """A job (or subjob) has just been submitted: track it now, if monitoring is on."""
+        """A job (or subjob) has just been submitted or resubmitted: track this new run of
+        it now, if monitoring is on."""
         writer = self._writer
         if writer is not None and self.enabled:
-            writer.request_track(job)
+            # Ganga hooks only the move from submitting to submitted: each call is a run.
+            writer.request_track(job, new_run=True)
 
     # -- inside -------------------------------------------------------------------------------
 
@@ -206,9 +219,7 @@ class GangamonService:
             self._enables += 1
             store = self._workdir / f"jobs-{self._enables}.sqlite"
             store.unlink(missing_ok=True)
-            writer = GangaWriter(
-                track=self._track, resolve=self._targets.get, finished=self._forget
-            )
+            writer = GangaWriter(track=self._track, resolve=self._target, finished=self._forget)
             embedded = EmbeddedMonitor(store, self._backends, deadline=self.deadline)
             embedded.on_change(writer.change)
             embedded.start()
@@ -222,31 +233,57 @@ class GangamonService:
         return backends + self._adapter.backends(taken={b.name for b in backends})
 
     def _job_of(self, backend_name: str, ref: JobRef) -> Any:
-        target = self._targets.get(ref.id)
+        target = self._by_ref.get((backend_name, ref.backend_id))
         return target.job if target is not None else None
 
-    def _track(self, jobs: Sequence[Any]) -> None:
-        """In the writer thread: register `jobs` (masters stand for their active subjobs);
-        the engine keeps one already monitored under its backend id as it is."""
+    def _target(self, gangamon_id: int) -> Target | None:
+        run = self._runs.get(gangamon_id)
+        return run.target if run is not None else None
+
+    def _track(self, requests: Sequence[TrackRequest]) -> None:
+        """In the writer thread: register the requested jobs (masters stand for their active
+        subjobs). A new run replaces the job's earlier one, which is untracked first: its
+        late reports then find no job to change. A job already monitored is kept as it is
+        by the engine."""
         embedded = self._embedded
         if embedded is None:
             return
+        earlier: list[int] = []
         new: list[NewJob] = []
-        owners: list[tuple[Any, Applier]] = []
-        for job in self._expand(jobs):
-            made = self._new_job(job)
-            if made is not None:
+        runs: list[_Run] = []
+        for request in _latest_requests(requests):
+            jobs = self._expand([request.job])
+            for job in jobs:
+                fqid = str(job.getFQID("."))
+                if request.new_run and jobs == [request.job] and fqid in self._latest:
+                    earlier.append(self._latest[fqid])
+                    self._forget(self._latest[fqid])
+                made = self._new_job(job)
+                if made is None:
+                    continue
+                job_ref = (made[0].backend, made[0].backend_id or "")
+                target = Target(job, made[1])
+                self._by_ref[job_ref] = target
                 new.append(made[0])
-                owners.append((job, made[1]))
+                runs.append(_Run(fqid, job_ref, target))
+        if earlier:
+            embedded.untrack(earlier)
         if not new:
             return
         ids = embedded.track(new)
-        for gangamon_id, (job, applier) in zip(ids, owners, strict=True):
-            self._targets[gangamon_id] = Target(job, applier)
+        for gangamon_id, run in zip(ids, runs, strict=True):
+            self._runs[gangamon_id] = run
+            self._latest[run.fqid] = gangamon_id
 
     def _forget(self, gangamon_id: int) -> None:
-        """In the writer thread: the job's run is over; a resubmission is a new track."""
-        self._targets.pop(gangamon_id, None)
+        """In the writer thread: this run is over (or replaced by a newer one)."""
+        run = self._runs.pop(gangamon_id, None)
+        if run is None:
+            return
+        if self._latest.get(run.fqid) == gangamon_id:
+            del self._latest[run.fqid]
+        if self._by_ref.get(run.ref) is run.target:
+            del self._by_ref[run.ref]
 
     def _expand(self, jobs: Sequence[Any]) -> list[Any]:
         expanded: list[Any] = []
@@ -268,3 +305,10 @@ class GangamonService:
                 return family.new_job(job, name, start)
         log.warning("gangamon: Ganga backend %r is not monitored (no such plugin)", name)
         return None
+
+
+def _latest_requests(requests: Sequence[TrackRequest]) -> list[TrackRequest]:
+    """`requests` without a new run that a later one of the same job replaces: that run is
+    over before it was tracked."""
+    last = {id(r.job): i for i, r in enumerate(requests) if r.new_run}
+    return [r for i, r in enumerate(requests) if not r.new_run or last[id(r.job)] == i]

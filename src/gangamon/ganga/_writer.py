@@ -9,7 +9,9 @@ queue, so a job is always known here before its first change arrives.
 A job Ganga still shows as submitting (its submit has not returned) is retried shortly; one
 already in the reported status is left alone (an adapted backend set it itself, and Ganga would
 rerun its hooks on a same-status update), and so is one Ganga has moved since gangamon last
-saw it (a user's kill): only a change from the status gangamon knew is applied.
+saw it (a user's kill): only a change from the status gangamon knew is applied. A job's
+first journal entry (no old status) is the status gangamon took from Ganga when it tracked
+the job: it is never written back.
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ class PlainApplier:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackRequest:
+    """A Ganga job (or master) to monitor."""
+
+    job: Any
+    #: Ganga is (re)submitting it: what was tracked for it before is an earlier run.
+    new_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """A gangamon job's Ganga job object and how to apply its changes."""
 
@@ -66,17 +77,17 @@ class GangaWriter:
     def __init__(
         self,
         *,
-        track: Callable[[Sequence[Any]], None],
+        track: Callable[[Sequence[TrackRequest]], None],
         resolve: Callable[[int], Target | None],
         finished: Callable[[int], None] = lambda job: None,
     ) -> None:
-        """`track(jobs)` registers Ganga jobs with gangamon (run here, in order);
+        """`track(requests)` registers Ganga jobs with gangamon (run here, in order);
         `resolve(id)` finds the Ganga job of a gangamon id; `finished(id)` is told when a
         job's run is over (a resubmission is then tracked afresh)."""
         self._track = track
         self._resolve = resolve
         self._finished = finished
-        self._queue: queue.SimpleQueue[JournalEntry | tuple[str, Any] | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[JournalEntry | TrackRequest | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._deferred: list[JournalEntry] = []
         #: When each job's first change was deferred (Ganga still submitting it).
@@ -108,8 +119,8 @@ class GangaWriter:
         """Queue a stored change (called in the engine's thread: never blocks)."""
         self._queue.put(entry)
 
-    def request_track(self, job: Any) -> None:
-        self._queue.put(("track", job))
+    def request_track(self, job: Any, *, new_run: bool = False) -> None:
+        self._queue.put(TrackRequest(job, new_run))
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -118,7 +129,7 @@ class GangaWriter:
             items = self._next_items()
             if any(isinstance(item, _Stop) for item in items):
                 return
-            to_track = [item[1] for item in items if isinstance(item, tuple)]
+            to_track = [item for item in items if isinstance(item, TrackRequest)]
             if to_track:
                 try:
                     self._track(to_track)
@@ -128,7 +139,7 @@ class GangaWriter:
             deferred, self._deferred = self._deferred, []
             self.apply(deferred + entries)
 
-    def _next_items(self) -> list[JournalEntry | tuple[str, Any] | _Stop]:
+    def _next_items(self) -> list[JournalEntry | TrackRequest | _Stop]:
         timeout = _RETRY if self._deferred else None
         try:
             items = [self._queue.get(timeout=timeout)]
@@ -149,15 +160,16 @@ class GangaWriter:
             if target is None:
                 continue  # not a job this session tracks (untracked meanwhile)
             job = target.job
+            if entry.old is None:
+                self.processed += 1  # what Ganga said when the job was tracked: Ganga's own
+                continue
             if entry.job in waiting or job.status == "submitting":
                 self._defer(entry)
                 waiting.add(entry.job)
                 continue
             self.processed += 1
             self._waiting_since.pop(entry.job, None)
-            if job.status == entry.new.value or (
-                entry.old is not None and job.status != entry.old.value
-            ):
+            if job.status == entry.new.value or job.status != entry.old.value:
                 # Already there, or moved by Ganga meanwhile (the user killed it, say: a
                 # killed job may go to failed in Ganga's graph, and must not).
                 if entry.new in FINAL:
