@@ -169,7 +169,7 @@ def test_sandboxes_are_named_and_served_as_dirac_does() -> None:
         "Errno": 0,
     }
     assert store.call("getSandboxesAssignedToEntity", ["Job:77"], 3.0)["Value"] == {}
-    assert SandboxStore(jobs, "https://sim").call(
+    assert SandboxStore(jobs, "https://sim", "url").call(
         "getSandboxesAssignedToEntity", ["Job:1002"], 3.0
     )["Value"] == {"Output": ["SB:SimSandboxSE|https://sim/sandbox/1002.tar.bz2"]}
 
