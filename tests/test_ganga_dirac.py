@@ -249,10 +249,16 @@ class DiracBase:
 
 
 class GangaJob:
-    def __init__(self, dirac_id: int, outputdir: Path) -> None:
+    def __init__(self, dirac_id: int, outputdir: Path, status: str = "running") -> None:
         self.backend = DiracBase(dirac_id)
         self.time = SimpleNamespace(timestamps={})
         self.outputdir = outputdir
+        self.status = status
+        self.moves: list[str] = []
+
+    def updateStatus(self, new: str, update_master: bool = True) -> None:  # Ganga's name
+        self.moves.append(new)
+        self.status = new
 
     def getOutputWorkspace(self) -> Any:  # Ganga's name
         return SimpleNamespace(getPath=lambda: str(self.outputdir))
@@ -329,3 +335,19 @@ def test_a_job_killed_in_the_queue_gets_the_stamps_ganga_writes(tmp_path: Path) 
         "backend_completing": None,
         "backend_final": dt.datetime(2026, 12, 1, 10, 1),
     }
+
+
+def test_a_job_that_ran_between_two_polls_passes_through_running_as_in_ganga(
+    tmp_path: Path,
+) -> None:
+    job = GangaJob(1004, tmp_path / "out", status="submitted")
+    done = {"running_at": "2026-12-01 10:00:05", "ended_at": "2026-12-01 10:05:00"}
+    DiracApplier(tmp_path / "dirac").before(
+        job, _entry(S.SUBMITTED, S.COMPLETING, "Done", "Execution Complete", done)
+    )
+    assert job.moves == ["running"]  # the writer's updateStatus('completing') follows
+    queued = GangaJob(1005, tmp_path / "out2", status="submitted")
+    DiracApplier(tmp_path / "dirac").before(
+        queued, _entry(S.SUBMITTED, S.FAILED, "Killed", "Marked for termination", {})
+    )
+    assert queued.moves == []  # killed in the queue: it never ran

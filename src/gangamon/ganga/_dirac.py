@@ -172,6 +172,11 @@ class DiracApplier:
         if details.get("norm_cpu_time") is not None:
             backend.normCPUTime = details["norm_cpu_time"]  # as DIRAC gives it, as Ganga does
         _stamp(job, entry.new, details)
+        ran = details.get("running_at") is not None
+        if ran and job.status == Status.SUBMITTED.value and entry.new != Status.RUNNING:
+            # It ran between two polls. Ganga's own monitor moves every job it finalises
+            # through running (its hooks run, its running timestamp is written).
+            job.updateStatus(Status.RUNNING.value, update_master=False)
         if entry.new in (Status.COMPLETING, Status.COMPLETED):
             # The output data came with the change to Done, whichever entry that is.
             output = Path(job.getOutputWorkspace().getPath())
