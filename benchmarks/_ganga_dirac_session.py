@@ -74,12 +74,15 @@ def _phase(
     master = _create_master(gpi, ids)
     made_s = time.monotonic() - made
     start = time.time()
+    # Completed lasts longer than a poll, as failover requests wait for an agent's cycle:
+    # no bulk call tells when a job was Completed, only a poll that sees it there.
+    pending = 1.5 * float(settings["interval"])
     control.schedule(
-        {dirac_id: schedule.path(i, n, start, spread) for i, dirac_id in enumerate(ids)}
+        {dirac_id: schedule.path(i, n, start, spread, pending) for i, dirac_id in enumerate(ids)}
     )
     if settings["download"]:
-        # Ganga's DIRAC client fetches DIRAC's SB: PFNs; gangamon's HTTPS transport, URLs.
-        control.sandbox_pfns("dirac" if monitor == "ganga" else "url")
+        # Both monitors take sandboxes as DIRAC names them (SB:<SE>|/SandBox/...).
+        control.sandbox_pfns("dirac")
     calls_before = control.calls()
     cpu_before = cpu.snapshot()
     began = time.monotonic()
@@ -100,7 +103,7 @@ def _phase(
     records = [_record(sj, start) for sj in master.subjobs]
     expected = {i: mapping[schedule.final_status(i)] for i in range(n)}
     latencies = [
-        r["final"] - schedule.end_time(r["index"], n, start, spread)
+        r["final"] - schedule.end_time(r["index"], n, start, spread, pending)
         for r in records
         if r["final"] is not None
     ]

@@ -7,23 +7,30 @@ import itertools
 from collections import Counter
 from typing import Any
 
+import pytest
 from benchmarks import _ganga_dirac_compare as compare, _ganga_dirac_schedule as schedule
 from benchmarks._ganga_dirac_cpu import CpuSnapshot, between
 
 from gangamon.backends.dirac import DiracStatus, can_move
 
 
-def test_every_path_is_legal_in_time_order_and_ends_on_schedule() -> None:
+@pytest.mark.parametrize("pending", [0.5, 75.0])
+def test_every_path_is_legal_in_time_order_and_ends_on_schedule(pending: float) -> None:
     n, start, spread = 100, 1000.0, 100.0
     for i in range(n):
-        path = schedule.path(i, n, start, spread)
+        path = schedule.path(i, n, start, spread, pending)
         times = [t for t, _, _ in path]
         assert times == sorted(times)
         assert path[0][0] == start
         statuses = [DiracStatus(s) for _, s, _ in path]
         assert all(can_move(a, b) for a, b in itertools.pairwise(statuses))
         assert statuses[-1].value == schedule.final_status(i)
-        assert schedule.end_time(i, n, start, spread) == start + schedule.LEAD + spread * i / n
+        lingers = DiracStatus.COMPLETED in statuses
+        assert lingers == (statuses[-1] == DiracStatus.DONE and i % 4 == 1)
+        completed = [t for t, s, _ in path if s == "Completed"]
+        assert completed == ([path[-1][0] - pending - 0.5] if lingers else [])
+        on_time = start + schedule.LEAD + spread * i / n + (pending if lingers else 0.0)
+        assert schedule.end_time(i, n, start, spread, pending) == on_time
 
 
 def test_one_in_ten_failed_one_in_twenty_killed() -> None:
@@ -67,6 +74,34 @@ def test_differences_are_counted_per_attribute_with_examples() -> None:
     assert result["examples"]["timestamps[backend_final]"] == [
         {"index": 0, "ganga": 10.0, "gangamon": "absent"}
     ]
+
+
+def test_gangas_known_wrong_values_are_counted_apart_only_where_they_are_gangas() -> None:
+    ganga = [
+        _record(0, **{"backend.extraInfo": "unknown ApplicationStatus"}),
+        _record(1, status="failed", backend_stamps={"backend_final": None}),
+        _record(2, status="failed", backend_stamps={"backend_running": None, "backend_final": 9.0}),
+        _record(3, **{"backend.extraInfo": "In progress"}),
+    ]
+    ours = [
+        _record(0),
+        _record(1, status="failed"),
+        _record(
+            2,
+            status="failed",
+            stamps=["backend_final", "final"],
+            backend_stamps={"backend_running": None, "backend_final": 9.0},
+        ),
+        _record(3),
+    ]
+    result = compare.compare(ganga, ours)
+    assert result["ganga_defects"] == {
+        "backend.extraInfo": 1,
+        "timestamps[backend_final]": 1,
+        "timestamps[running] exists": 1,
+    }
+    # Ganga's "In progress" is not the known defect: a difference like any other.
+    assert result["differences"] == {"backend.extraInfo": 1}
 
 
 def test_wrong_statuses_are_those_not_mapped_from_the_final_dirac_status() -> None:
