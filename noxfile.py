@@ -57,13 +57,14 @@ def fuzz(session: nox.Session) -> None:
 @nox.session(python="3.11", default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks with their goals side by side; `nox -s bench -- --quick` for CI. The real
-    ganga package is installed for the side-by-side with Ganga's own monitor, the real DIRAC
-    client for the transport comparison."""
+    ganga package (with GangaDirac) is installed for the side-by-side with Ganga's own monitors,
+    the real DIRAC client for the transport comparison and Ganga's DIRAC monitor."""
     # ganga 8.7.12 and DIRAC 9.1.22's client pin nothing against each other: pip moves no
     # package between these installs, and pip check finds only the gfal2 left out. DIRAC's
     # diracx adds a .pth import hook to every Python process here: about 50 ms more at start,
-    # no change seen in the engine's figures.
-    session.install(f"ganga=={GANGA_VERSION}")
+    # no change seen in the engine's figures. ganga[dirac]: GangaDirac's process manager imports
+    # UltraDict and psutil.
+    session.install(f"ganga[dirac]=={GANGA_VERSION}")
     _install_dirac_client(session)
     _install(session, "bench")
     _check_requirements(session)
