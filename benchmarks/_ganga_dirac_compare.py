@@ -40,6 +40,12 @@ GANGA_DEFECTS: tuple[tuple[str, Any, str], ...] = (
         "(reference/ganga-dirac.md item 9); gangamon writes DIRAC's ApplicationStatus",
     ),
     (
+        "backend.extraInfo",
+        lambda ganga, ours, record: ganga == "In progress",
+        "Ganga's status command writes the constant 'In progress' as every polled job's "
+        "application status (DiracNewCommands.status), left on the jobs it does not finalise",
+    ),
+    (
         "timestamps[backend_final]",
         lambda ganga, ours, record: ganga is None and record["status"] == "failed",
         "for a failed job Ganga's _getStateTime looks up the time DIRAC said Done, and finds "

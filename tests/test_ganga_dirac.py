@@ -351,3 +351,12 @@ def test_a_job_that_ran_between_two_polls_passes_through_running_as_in_ganga(
         queued, _entry(S.SUBMITTED, S.FAILED, "Killed", "Marked for termination", {})
     )
     assert queued.moves == []  # killed in the queue: it never ran
+
+
+def test_the_completed_time_a_poll_saw_is_kept_until_the_end(tmp_path: Path) -> None:
+    job = GangaJob(1006, tmp_path / "out")
+    applier = DiracApplier(tmp_path / "dirac")
+    seen = {"completed_at": "2026-12-01 10:04:00"}
+    applier.before(job, _entry(S.RUNNING, S.RUNNING, "Completed", "Pending Requests", seen))
+    applier.before(job, _entry(S.RUNNING, S.COMPLETING, "Done", "Execution Complete", {}))
+    assert job.time.timestamps["backend_completing"] == dt.datetime(2026, 12, 1, 10, 4)

@@ -88,6 +88,9 @@ def ganga_dirac_backend(
         chunk_size=int(dirac_config["numParallelJobs"]),
         concurrency=options.concurrency,
         call_deadline=options.deadline,
+        # Each Done job's sandbox is two calls (a lookup, the file): as many in flight as
+        # status calls, or the downloads fall behind a thousand jobs ending together.
+        finalise_concurrency=options.concurrency,
     )
     return DiracBackend(
         transport,
@@ -221,9 +224,13 @@ def _stamp(job: Any, new: Status, details: Mapping[str, object]) -> None:
         # At the end Ganga writes what it found, None included (a job killed in the queue).
         if "backend_running" not in stamps and (running is not None or new in FINAL):
             stamps["backend_running"] = running
-    if (new == Status.COMPLETING or new in FINAL) and "backend_completing" not in stamps:
-        # Ganga writes what it finds, None included: the time DIRAC said Completed.
-        stamps["backend_completing"] = _utc(details.get("completed_at"))
+    completed = _utc(details.get("completed_at"))
+    if "backend_completing" not in stamps and (
+        completed is not None or new == Status.COMPLETING or new in FINAL
+    ):
+        # The time DIRAC said Completed, from the poll that saw it there (still running in
+        # Ganga's terms); by the end, Ganga has written what it found, None included.
+        stamps["backend_completing"] = completed
     ended = _utc(details.get("ended_at"))
     if ended is not None and (new == Status.COMPLETING or new in FINAL):
         # Known from the change to Done, before gangamon's finalisation completes the job.
