@@ -21,6 +21,7 @@ from gangamon.ganga import _dirac
 from gangamon.ganga._dirac import DiracApplier
 from gangamon.ganga._dirac_setup import DiracNotFound, find_dirac
 from gangamon.ganga._options import GangamonOptions, OptionError, parse_options
+from gangamon.ganga._writer import GangaWriter, Target
 
 S = Status
 
@@ -360,3 +361,14 @@ def test_the_completed_time_a_poll_saw_is_kept_until_the_end(tmp_path: Path) -> 
     applier.before(job, _entry(S.RUNNING, S.RUNNING, "Completed", "Pending Requests", seen))
     applier.before(job, _entry(S.RUNNING, S.COMPLETING, "Done", "Execution Complete", {}))
     assert job.time.timestamps["backend_completing"] == dt.datetime(2026, 12, 1, 10, 4)
+
+
+def test_a_change_of_dirac_status_alone_is_copied_without_gangas_hooks(tmp_path: Path) -> None:
+    job = GangaJob(1007, tmp_path / "out", status="running")
+    applier = DiracApplier(tmp_path / "dirac")
+    writer = GangaWriter(track=lambda jobs: None, resolve=lambda job_id: Target(job, applier))
+    seen = {"completed_at": "2026-12-01 10:04:00"}
+    writer.apply([_entry(S.RUNNING, S.RUNNING, "Completed", "Pending Requests", seen)])
+    assert (job.backend.status, job.backend.statusInfo) == ("Completed", "Pending Requests")
+    assert job.time.timestamps["backend_completing"] == dt.datetime(2026, 12, 1, 10, 4)
+    assert job.moves == []  # no updateStatus: Ganga's hooks do not run again

@@ -172,6 +172,8 @@ class GangaWriter:
             if job.status == entry.new.value or job.status != entry.old.value:
                 # Already there, or moved by Ganga meanwhile (the user killed it, say: a
                 # killed job may go to failed in Ganga's graph, and must not).
+                if entry.new == entry.old and job.status == entry.new.value:
+                    self._copy(target, job, entry)
                 if entry.new in FINAL:
                     self._finished(entry.job)
                 continue
@@ -200,6 +202,14 @@ class GangaWriter:
                 master.updateMasterJobStatus()
             except Exception as exc:
                 log.warning("Ganga could not update master job %s: %s", _fqid(master), exc)
+
+    def _copy(self, target: Target, job: Any, entry: JournalEntry) -> None:
+        """Only the backend's own status moved (DIRAC's Running to Completed, say): what the
+        applier copies onto the job, with no `updateStatus` (Ganga would rerun its hooks)."""
+        try:
+            target.applier.before(job, entry)
+        except Exception as exc:
+            log.warning("gangamon could not update job %s (%s): %s", _fqid(job), entry.reason, exc)
 
     def _defer(self, entry: JournalEntry) -> None:
         since = self._waiting_since.setdefault(entry.job, time.monotonic())
