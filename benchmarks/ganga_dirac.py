@@ -211,9 +211,11 @@ def _report_comparison(c: dict[str, Any]) -> None:
     defects = c.get("ganga_defects", {})
     if defects:
         print("  where Ganga's own monitor writes a wrong value and gangamon DIRAC's, subjobs:")
-        why = {name: reason for name, _, reason in GANGA_DEFECTS}
+        why: dict[str, list[str]] = {}
+        for name, _, reason in GANGA_DEFECTS:
+            why.setdefault(name, []).append(reason)
         for name, count in defects.items():
-            print(f"    {name:<34} {count:>6}  {why[name]}")
+            print(f"    {name:<34} {count:>6}  {'; or '.join(why[name])}")
     if c["clean"]:
         print(f"  job by job ({c['pairs']} pairs): no other difference")
         return
