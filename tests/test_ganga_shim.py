@@ -230,6 +230,82 @@ def test_changes_wait_for_ganga_to_finish_submitting_the_job() -> None:
         assert writer.stop(5.0)
 
 
+class _SubmitCalls:
+    """The writer's `submitting` predicate for one job object inside its own submit."""
+
+    def __init__(self, job: object) -> None:
+        self.job: object | None = job
+        self.asked = threading.Event()
+
+    def __call__(self, job: object) -> bool:
+        if job is self.job:
+            self.asked.set()
+            return True
+        return False
+
+
+def test_changes_wait_for_the_jobs_own_submit_to_return() -> None:
+    # Ganga's submit sets the job submitted in its backend's master_submit (the hook: gangamon
+    # tracks it), then once more just before returning, from whatever status it has then: a
+    # short job applied running and completed in between went back to submitted for good.
+    job = StandInJob("3", "submitted")
+    submit = _SubmitCalls(job)
+    targets = {1: Target(job, PlainApplier())}
+    writer = GangaWriter(track=lambda jobs: None, resolve=targets.get, submitting=submit)
+    writer.start()
+    try:
+        writer.change(entry(1, S.RUNNING, seq=1, old=S.SUBMITTED))
+        writer.change(entry(1, S.COMPLETED, seq=2, old=S.RUNNING))
+        assert submit.asked.wait(20.0)
+        assert job.updates == []
+        job.status = "submitted"  # Ganga's second set (running -> submitted is in its graph)
+        submit.job = None  # submit() has returned
+        assert job.wait_status("completed")
+        assert job.updates == [("running", False), ("completed", False)]
+    finally:
+        assert writer.stop(5.0)
+
+
+class _CountedMaster(StandInMaster):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updated = threading.Event()
+
+    def updateMasterJobStatus(self) -> None:  # Ganga's name
+        super().updateMasterJobStatus()
+        self.updated.set()
+
+
+def test_a_master_is_updated_only_once_its_own_submit_has_returned() -> None:
+    # Its submit ends with the master set submitted, whatever its subjobs made it meanwhile.
+    master = _CountedMaster()
+    subjob = StandInJob("4.0", master=master)
+    submit = _SubmitCalls(master)
+    targets = {1: Target(subjob, PlainApplier())}
+    writer = GangaWriter(track=lambda jobs: None, resolve=targets.get, submitting=submit)
+    writer.start()
+    try:
+        writer.change(entry(1, S.RUNNING, old=S.SUBMITTED))
+        assert submit.asked.wait(20.0)
+        assert subjob.wait_status("running")
+        assert master.updates == 0
+        submit.job = None
+        assert master.updated.wait(20.0)
+        assert master.updates == 1
+    finally:
+        assert writer.stop(5.0)
+
+
+def test_the_service_knows_which_jobs_are_inside_their_own_submit(tmp_path: Path) -> None:
+    service = GangamonService(adapter_hooks([], {}), workdir=tmp_path)
+    job = StandInJob("5")
+    with service.submitting(job):
+        with service.submitting(job):  # resubmit() within submit(), say
+            pass
+        assert service._is_submitting(job)
+    assert not service._is_submitting(job)
+
+
 # -- Ganga's Local jobs ---------------------------------------------------------------------------
 
 # What Ganga's LocalHostExec wrapper records, in its order; the application is `sh -c $1`.

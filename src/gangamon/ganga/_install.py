@@ -22,10 +22,6 @@ from ._service import WATCHED, GangaHooks, GangamonService
 log = logging.getLogger("gangamon.ganga")
 
 _original_hook: Any = None
-#: The longest a status change waits for the job's own submit to return: a split job's
-#: submit runs for as long as its subjobs take, and its master's status would wait with it
-#: (and every change behind it in the writer's queue).
-SUBMIT_WAIT = 30.0
 
 
 def install(
@@ -250,10 +246,8 @@ def _hook_submissions() -> None:
 
     A job's own `submit()` and `resubmit()` set it submitted twice: in its backend's
     `master_submit`, then again before they return (Ganga's "FIXME" in `Job._resubmit`), the
-    second time from whatever status it has by then. A change gangamon applied in between (a
-    short batch job seen running or completed) would be undone. So while a job is inside its
-    own submit or resubmit, `updateStatus` called on it from any other thread waits until
-    that call has returned, or `SUBMIT_WAIT` seconds.
+    second time from whatever status it has by then. So the service is told when a job is
+    inside one of them: gangamon's changes to it wait until it has returned.
     """
     global _original_hook
     from GangaCore.GPIDev.Lib.Job.Job import Job
@@ -261,9 +255,6 @@ def _hook_submissions() -> None:
     if _original_hook is not None:
         return
     _original_hook = original = Job.monitorSubmitted_hook
-    # id() of each job inside its own submit or resubmit -> (the submitting thread, set
-    # when the call has returned).
-    in_submit: dict[int, tuple[int, threading.Event]] = {}
 
     def monitorSubmitted_hook(self: Any) -> None:
         original(self)
@@ -276,28 +267,16 @@ def _hook_submissions() -> None:
     def submitting(method: Any) -> Any:
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if id(self) in in_submit:  # submit() calling resubmit() or the like
+            import GangaCore.Core as core
+
+            service = core.monitoring_component
+            if not isinstance(service, GangamonService):
                 return method(self, *args, **kwargs)
-            returned = threading.Event()
-            in_submit[id(self)] = (threading.get_ident(), returned)
-            try:
+            with service.submitting(self):
                 return method(self, *args, **kwargs)
-            finally:
-                del in_submit[id(self)]
-                returned.set()
 
         return wrapper
-
-    update_status = Job.updateStatus
-
-    @functools.wraps(update_status)
-    def updateStatus(self: Any, *args: Any, **kwargs: Any) -> Any:
-        submit = in_submit.get(id(self))
-        if submit is not None and submit[0] != threading.get_ident():
-            submit[1].wait(SUBMIT_WAIT)
-        return update_status(self, *args, **kwargs)
 
     Job.monitorSubmitted_hook = monitorSubmitted_hook
     Job.submit = submitting(Job.submit)
     Job._resubmit = submitting(Job._resubmit)
-    Job.updateStatus = updateStatus

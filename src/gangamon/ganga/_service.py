@@ -18,12 +18,14 @@ The engine's store is a scratch SQLite file per enable: Ganga's repository stays
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,9 @@ class GangamonService:
         #: What a poll of (gangamon backend, backend id) is about: registered before the job
         #: is tracked, so that the engine's first poll finds it.
         self._by_ref: dict[tuple[str, str], Target] = {}
+        #: id() of each job inside its own submit or resubmit (how many such calls).
+        self._in_submit: Counter[int] = Counter()
+        self._in_submit_lock = threading.Lock()
 
     # -- Ganga's interface -------------------------------------------------------------------
 
@@ -196,6 +201,23 @@ class GangamonService:
             # Ganga hooks only the move from submitting to submitted: each call is a run.
             writer.request_track(job, new_run=True)
 
+    @contextlib.contextmanager
+    def submitting(self, job: Any) -> Iterator[None]:
+        """Around a job's own `submit()` or `resubmit()`: its changes wait until it returns."""
+        key = id(job)
+        with self._in_submit_lock:
+            self._in_submit[key] += 1
+        try:
+            yield
+        finally:
+            with self._in_submit_lock:
+                self._in_submit[key] -= 1
+                if not self._in_submit[key]:
+                    del self._in_submit[key]
+
+    def _is_submitting(self, job: Any) -> bool:
+        return id(job) in self._in_submit
+
     # -- inside -------------------------------------------------------------------------------
 
     @property
@@ -219,7 +241,12 @@ class GangamonService:
             self._enables += 1
             store = self._workdir / f"jobs-{self._enables}.sqlite"
             store.unlink(missing_ok=True)
-            writer = GangaWriter(track=self._track, resolve=self._target, finished=self._forget)
+            writer = GangaWriter(
+                track=self._track,
+                resolve=self._target,
+                finished=self._forget,
+                submitting=self._is_submitting,
+            )
             embedded = EmbeddedMonitor(store, self._backends, deadline=self.deadline)
             embedded.on_change(writer.change)
             embedded.start()

@@ -6,7 +6,10 @@ with `update_master=False`, then calls each touched master's `updateMasterJobSta
 batch. Tracking requests (from Ganga's submit hook, in the user's thread) go through the same
 queue, so a job is always known here before its first change arrives.
 
-A job Ganga still shows as submitting (its submit has not returned) is retried shortly; one
+A change to a job Ganga is still submitting is retried shortly, until its submit has returned:
+while it shows submitting, and while its own `submit()` or `resubmit()` runs (they set it
+submitted once more before returning, from whatever status it has then, and would undo the
+change); a master's status is likewise updated only after its own submit. A job
 already in the reported status is left alone (an adapted backend set it itself, and Ganga would
 rerun its hooks on a same-status update), and so is one Ganga has moved since gangamon last
 saw it (a user's kill): only a change from the status gangamon knew is applied. A job's
@@ -29,7 +32,8 @@ from .._store import JournalEntry
 
 log = logging.getLogger("gangamon.ganga")
 
-#: How long a change waits for Ganga to finish submitting its job before it is dropped.
+#: How long a change waits for a job Ganga shows as submitting, outside any submit of this
+#: session (a session that died mid-submit), before it is dropped.
 SUBMITTING_PATIENCE = 30.0
 _RETRY = 0.02
 
@@ -80,16 +84,21 @@ class GangaWriter:
         track: Callable[[Sequence[TrackRequest]], None],
         resolve: Callable[[int], Target | None],
         finished: Callable[[int], None] = lambda job: None,
+        submitting: Callable[[Any], bool] = lambda job: False,
     ) -> None:
         """`track(requests)` registers Ganga jobs with gangamon (run here, in order);
         `resolve(id)` finds the Ganga job of a gangamon id; `finished(id)` is told when a
-        job's run is over (a resubmission is then tracked afresh)."""
+        job's run is over (a resubmission is then tracked afresh); `submitting(job)` says
+        whether the job's own submit or resubmit is still running."""
         self._track = track
         self._resolve = resolve
         self._finished = finished
+        self._submitting = submitting
         self._queue: queue.SimpleQueue[JournalEntry | TrackRequest | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._deferred: list[JournalEntry] = []
+        #: Masters whose status is to be updated once their own submit has returned.
+        self._masters: dict[int, Any] = {}
         #: When each job's first change was deferred (Ganga still submitting it).
         self._waiting_since: dict[int, float] = {}
         #: Changes applied, refused by Ganga, and looked at at all (deferred ones once done).
@@ -140,7 +149,7 @@ class GangaWriter:
             self.apply(deferred + entries)
 
     def _next_items(self) -> list[JournalEntry | TrackRequest | _Stop]:
-        timeout = _RETRY if self._deferred else None
+        timeout = _RETRY if self._deferred or self._masters else None
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
@@ -153,7 +162,7 @@ class GangaWriter:
 
     def apply(self, entries: Sequence[JournalEntry]) -> None:
         """Apply `entries` in order; then update each touched master once."""
-        masters: dict[int, Any] = {}
+        masters, self._masters = self._masters, {}
         waiting: set[int] = set()
         for entry in entries:
             target = self._resolve(entry.job)
@@ -163,8 +172,8 @@ class GangaWriter:
             if entry.old is None:
                 self.processed += 1  # what Ganga said when the job was tracked: Ganga's own
                 continue
-            if entry.job in waiting or job.status == "submitting":
-                self._defer(entry)
+            if entry.job in waiting or job.status == "submitting" or self._submitting(job):
+                self._defer(entry, job)
                 waiting.add(entry.job)
                 continue
             self.processed += 1
@@ -197,7 +206,10 @@ class GangaWriter:
                 masters[id(master)] = master
             if entry.new in FINAL:
                 self._finished(entry.job)
-        for master in masters.values():
+        for key, master in masters.items():
+            if self._submitting(master):
+                self._masters[key] = master
+                continue
             try:
                 master.updateMasterJobStatus()
             except Exception as exc:
@@ -211,7 +223,11 @@ class GangaWriter:
         except Exception as exc:
             log.warning("gangamon could not update job %s (%s): %s", _fqid(job), entry.reason, exc)
 
-    def _defer(self, entry: JournalEntry) -> None:
+    def _defer(self, entry: JournalEntry, job: Any) -> None:
+        if self._submitting(job):
+            # Its submit returns, however long that takes: nothing to give up on.
+            self._deferred.append(entry)
+            return
         since = self._waiting_since.setdefault(entry.job, time.monotonic())
         if time.monotonic() - since > SUBMITTING_PATIENCE:
             log.warning(
