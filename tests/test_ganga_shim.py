@@ -296,6 +296,31 @@ def test_a_master_is_updated_only_once_its_own_submit_has_returned() -> None:
         assert writer.stop(5.0)
 
 
+def test_a_master_is_updated_at_most_once_a_second_and_after_its_last_change() -> None:
+    # Ganga's updateMasterJobStatus reads every subjob's status: once per batch of changes,
+    # it was most of the writer's time with 3000 subjobs ending over 30 s.
+    master = StandInMaster()
+    subjobs = [StandInJob(f"9.{i}", master=master) for i in range(3)]
+    now = [100.0]
+    writer = GangaWriter(
+        track=lambda jobs: None,
+        resolve={i: Target(sj, PlainApplier()) for i, sj in enumerate(subjobs)}.get,
+        clock=lambda: now[0],
+    )
+    writer.apply([entry(0, S.RUNNING, old=S.SUBMITTED)])
+    assert master.updates == 1
+    now[0] += 0.5
+    writer.apply([entry(1, S.RUNNING, old=S.SUBMITTED)])
+    writer.apply([entry(2, S.RUNNING, old=S.SUBMITTED)])
+    assert master.updates == 1
+    assert writer._masters_due() == pytest.approx(0.5)
+    now[0] += 0.5
+    writer.apply([])  # what the thread does once that time is up, with nothing new
+    assert master.updates == 2
+    assert writer._masters_due() is None
+    assert [sj.status for sj in subjobs] == ["running"] * 3
+
+
 def test_the_service_knows_which_jobs_are_inside_their_own_submit(tmp_path: Path) -> None:
     service = GangamonService(adapter_hooks([], {}), workdir=tmp_path)
     job = StandInJob("5")

@@ -2,9 +2,10 @@
 
 The engine's callback (in the trio thread) only queues journal entries; this thread applies
 them with Ganga's own `updateStatus`, so its hooks and postprocessors run as they always did,
-with `update_master=False`, then calls each touched master's `updateMasterJobStatus` once per
-batch. Tracking requests (from Ganga's submit hook, in the user's thread) go through the same
-queue, so a job is always known here before its first change arrives.
+with `update_master=False`, then calls each touched master's `updateMasterJobStatus`, at most
+once per `MASTER_EVERY` seconds. Tracking requests (from Ganga's submit hook, in the user's
+thread) go through the same queue, so a job is always known here before its first change
+arrives.
 
 A change to a job Ganga is still submitting is retried shortly, until its submit has returned:
 while it shows submitting, and while its own `submit()` or `resubmit()` runs (they set it
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import inf
 from typing import Any, Protocol
 
 from .._status import FINAL
@@ -36,6 +38,10 @@ log = logging.getLogger("gangamon.ganga")
 #: session (a session that died mid-submit), before it is dropped.
 SUBMITTING_PATIENCE = 30.0
 _RETRY = 0.02
+#: The least time between two updates of one master: Ganga's `updateMasterJobStatus` reads
+#: every subjob's status (with its locks), and once per batch of changes it was most of the
+#: writer's time with thousands of subjobs ending.
+MASTER_EVERY = 1.0
 
 
 class Applier(Protocol):
@@ -85,6 +91,7 @@ class GangaWriter:
         resolve: Callable[[int], Target | None],
         finished: Callable[[int], None] = lambda job: None,
         submitting: Callable[[Any], bool] = lambda job: False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`track(requests)` registers Ganga jobs with gangamon (run here, in order);
         `resolve(id)` finds the Ganga job of a gangamon id; `finished(id)` is told when a
@@ -94,11 +101,15 @@ class GangaWriter:
         self._resolve = resolve
         self._finished = finished
         self._submitting = submitting
+        self._clock = clock
         self._queue: queue.SimpleQueue[JournalEntry | TrackRequest | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._deferred: list[JournalEntry] = []
-        #: Masters whose status is to be updated once their own submit has returned.
+        #: Masters whose status is to be updated (once their own submit has returned, and
+        #: `MASTER_EVERY` after their last update).
         self._masters: dict[int, Any] = {}
+        #: When each master's status was last updated (monotonic).
+        self._master_updated: dict[int, float] = {}
         #: When each job's first change was deferred (Ganga still submitting it).
         self._waiting_since: dict[int, float] = {}
         #: Changes applied, refused by Ganga, and looked at at all (deferred ones once done).
@@ -149,7 +160,7 @@ class GangaWriter:
             self.apply(deferred + entries)
 
     def _next_items(self) -> list[JournalEntry | TrackRequest | _Stop]:
-        timeout = _RETRY if self._deferred or self._masters else None
+        timeout = _RETRY if self._deferred else self._masters_due()
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
@@ -206,14 +217,23 @@ class GangaWriter:
                 masters[id(master)] = master
             if entry.new in FINAL:
                 self._finished(entry.job)
+        now = self._clock()
         for key, master in masters.items():
-            if self._submitting(master):
+            if self._submitting(master) or now < self._master_updated.get(key, -inf) + MASTER_EVERY:
                 self._masters[key] = master
                 continue
+            self._master_updated[key] = now
             try:
                 master.updateMasterJobStatus()
             except Exception as exc:
                 log.warning("Ganga could not update master job %s: %s", _fqid(master), exc)
+
+    def _masters_due(self) -> float | None:
+        """Seconds until the next pending master may be updated; None if none is pending."""
+        if not self._masters:
+            return None
+        last = min(self._master_updated.get(key, -inf) for key in self._masters)
+        return min(max(_RETRY, last + MASTER_EVERY - self._clock()), MASTER_EVERY)
 
     def _copy(self, target: Target, job: Any, entry: JournalEntry) -> None:
         """Only the backend's own status moved (DIRAC's Running to Completed, say): what the
@@ -228,8 +248,8 @@ class GangaWriter:
             # Its submit returns, however long that takes: nothing to give up on.
             self._deferred.append(entry)
             return
-        since = self._waiting_since.setdefault(entry.job, time.monotonic())
-        if time.monotonic() - since > SUBMITTING_PATIENCE:
+        since = self._waiting_since.setdefault(entry.job, self._clock())
+        if self._clock() - since > SUBMITTING_PATIENCE:
             log.warning(
                 "job %d still submitting after %.0f s; change to %s dropped",
                 entry.job,
