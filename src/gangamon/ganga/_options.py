@@ -8,7 +8,8 @@
     transport = https         # DIRAC over HTTPS, or "client": DIRAC's own client (dips)
     url =                     # JobMonitoring's URL; default: from DIRAC's configuration
     poll_interval =           # seconds; default: [PollThread] Dirac
-    concurrency = 8           # DIRAC calls in flight
+    concurrency = 8           # DIRAC status and detail calls in flight
+    downloads = 16            # output sandboxes downloaded at once
     deadline = 120            # seconds one DIRAC call may take
 
 Every value is kept as text in Ganga's configuration and checked here, so that an error
@@ -37,6 +38,7 @@ class GangamonOptions:
     url: str | None = None
     poll_interval: float | None = None
     concurrency: int = 8
+    downloads: int = 16
     deadline: float = 120.0
 
 
@@ -46,7 +48,8 @@ DOCS = {
     "transport": "How gangamon reaches DIRAC: https (Tornado) or client (DIRAC's own, dips)",
     "url": "DIRAC JobMonitoring's URL; empty: from the DIRAC configuration Ganga uses",
     "poll_interval": "Seconds between polls of DIRAC; empty: [PollThread] Dirac",
-    "concurrency": "DIRAC calls in flight at once",
+    "concurrency": "DIRAC status and detail calls in flight at once",
+    "downloads": "Output sandboxes downloaded from DIRAC at once (two calls each)",
     "deadline": "Seconds one DIRAC call may take before it is abandoned",
 }
 
@@ -73,6 +76,7 @@ def parse_options(raw: Mapping[str, object]) -> GangamonOptions:
         url=url,
         poll_interval=_seconds(values, "poll_interval", defaults.poll_interval),
         concurrency=_count(values, "concurrency", defaults.concurrency),
+        downloads=_count(values, "downloads", defaults.downloads),
         deadline=_seconds(values, "deadline", defaults.deadline) or defaults.deadline,
     )
 

@@ -24,6 +24,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import trio
+
 from ._wire import DiracError
 
 log = logging.getLogger("gangamon.dirac")
@@ -32,6 +34,8 @@ log = logging.getLogger("gangamon.dirac")
 _FINISHED = frozenset({"Done"})
 _ENDED = frozenset({"Done", "Failed", "Killed"})
 _LFN_SEPARATOR = re.compile(r",\s*")
+_MONITORING = ("WorkloadManagement", "JobMonitoring")
+_CATALOGUE = ("DataManagement", "FileCatalog")
 
 
 class Caller(Protocol):
@@ -42,26 +46,30 @@ async def job_details(
     transport: Caller, statuses: Mapping[int, str]
 ) -> dict[int, dict[str, object]]:
     """Details of the jobs `statuses` names (DIRAC id -> its DIRAC status now), from at most
-    four bulk calls. An S_ERROR leaves that call's facts out (logged); a transport failure
-    raises, as a failed status call does.
+    four bulk calls, two at a time. An S_ERROR leaves that call's facts out (logged); a
+    transport failure raises, as a failed status call does.
 
     Cancelled: the calls in flight are abandoned (they only read).
     """
     ids = list(statuses)
+    finished = [i for i in ids if statuses[i] in _FINISHED]
     details: dict[int, dict[str, object]] = {i: {} for i in ids}
-    summary = await _call(transport, "WorkloadManagement", "JobMonitoring", "getJobsSummary", ids)
-    for key, row in (summary or {}).items():
+    # The summary and the Done jobs' parameters are independent: asked at once.
+    async with trio.open_nursery() as nursery:
+        summary = _Later(nursery, transport, _MONITORING, "getJobsSummary", ids)
+        parameters = (
+            _Later(nursery, transport, _MONITORING, "getJobParameters", finished)
+            if finished
+            else None
+        )
+    for key, row in (summary.result or {}).items():
         job = _int(key)
         if job in details and isinstance(row, Mapping):
             details[job].update(summary_details(row, statuses[job]))
-    finished = [i for i in ids if statuses[i] in _FINISHED]
-    if not finished:
+    if parameters is None:
         return details
-    parameters = await _call(
-        transport, "WorkloadManagement", "JobMonitoring", "getJobParameters", finished
-    )
     lfns: dict[int, list[str]] = {}
-    for key, row in (parameters or {}).items():
+    for key, row in (parameters.result or {}).items():
         job = _int(key)
         if job in details and isinstance(row, Mapping):
             if "NormCPUTime(s)" in row:
@@ -74,6 +82,27 @@ async def job_details(
             if names:
                 details[job]["output_data"] = [files[lfn] for lfn in names]
     return details
+
+
+class _Later:
+    """A call to DIRAC `where` (system, service) started in `nursery`; its answer (None on
+    an S_ERROR) in `result` once the nursery has closed."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        transport: Caller,
+        where: tuple[str, str],
+        method: str,
+        *args: object,
+    ) -> None:
+        self.result: Any = None
+        nursery.start_soon(self._run, transport, where, method, args)
+
+    async def _run(
+        self, transport: Caller, where: tuple[str, str], method: str, args: tuple[object, ...]
+    ) -> None:
+        self.result = await _call(transport, *where, method, *args)
 
 
 def summary_details(row: Mapping[str, Any], status: str) -> dict[str, object]:
@@ -109,11 +138,13 @@ def uploaded_lfns(parameters: Mapping[str, Any]) -> list[str]:
 
 async def catalogue_records(transport: Caller, lfns: Sequence[str]) -> dict[str, dict[str, object]]:
     """{lfn: {"lfn", "guid", "locations"}} from the file catalogue, in two bulk calls; a file
-    the catalogue does not know gets "NotAvailable", as in Ganga's DiracFile records."""
-    metadata = await _call(transport, "DataManagement", "FileCatalog", "getFileMetadata", lfns)
-    replicas = await _call(transport, "DataManagement", "FileCatalog", "getReplicas", lfns, False)
-    known = (metadata or {}).get("Successful", {})
-    placed = (replicas or {}).get("Successful", {})
+    the catalogue does not know gets "NotAvailable", as in Ganga's DiracFile records.
+    Both calls at once."""
+    async with trio.open_nursery() as nursery:
+        metadata = _Later(nursery, transport, _CATALOGUE, "getFileMetadata", lfns)
+        replicas = _Later(nursery, transport, _CATALOGUE, "getReplicas", lfns, False)
+    known = (metadata.result or {}).get("Successful", {})
+    placed = (replicas.result or {}).get("Successful", {})
     records: dict[str, dict[str, object]] = {}
     for lfn in lfns:
         meta = known.get(lfn)
