@@ -296,3 +296,33 @@ async def test_details_in_bulk_and_sandboxes_as_dirac_names_them(
     assert calls["getJobsSummary"] <= calls["getJobsStates"]
     assert calls["getJobParameters"] <= calls["getJobsStates"]
     assert calls["getSandboxesAssignedToEntity"] == calls["streamToClient"] == len(done)
+
+
+async def test_a_done_jobs_sandbox_is_fetched_while_its_details_are(
+    credentials: Credentials, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """The download starts when the poll sees Done, not once the move to completing (which
+    waits for the details) is stored; finalise then takes it and downloads nothing again."""
+    sim = DiracSim(seed=3, latency=FAST, credentials=credentials, sandbox_pfns="dirac")
+    await nursery.start(sim.serve)
+    now = trio.current_time()
+    dirac_id = sim.add_job([(now - 2.0, D.RUNNING, "Application"), (now - 1.0, D.DONE, "")])
+    b = DiracBackend(
+        DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file),
+        output_dir=tmp_path / "out",
+        settings=BackendSettings(call_deadline=2.0),
+        details=True,
+    )
+    running = JobRef(1, str(dirac_id), Status.RUNNING, "Running")
+    async with b.lifespan():
+        [update] = await b.poll([running])
+        assert (update.status, update.native_status) == (Status.COMPLETED, "Done")
+        # The lookup went out beside getJobsSummary and getJobParameters.
+        assert sim.stats.calls["getSandboxesAssignedToEntity"] == 1
+        completing = JobRef(1, str(dirac_id), Status.COMPLETING, "Done")
+        done = await b.finalise(completing)
+    assert done.status == Status.COMPLETED
+    assert done.reason == f"output in {tmp_path / 'out' / str(dirac_id)}"
+    assert sim.stats.calls["getSandboxesAssignedToEntity"] == 1
+    assert sim.stats.calls["streamToClient"] == 1
+    assert any((tmp_path / "out" / str(dirac_id)).iterdir())

@@ -17,6 +17,7 @@ import trio
 from ..._status import Status
 from .._protocol import Backend, BackendError, BackendSettings, JobRef, Update
 from ._details import job_details
+from ._prefetch import SandboxPrefetch
 from ._proxy import check_proxy
 from ._states import DiracStatus, UnknownDiracStatus, ganga_status, reported_state
 from ._wire import DiracError, JobState
@@ -53,7 +54,8 @@ class DiracBackend(Backend):
 
     With `download_output` (Ganga's default), Done jobs are finalised: the output sandbox
     is downloaded into `output_dir/<DIRAC id>/` and unpacked; then the job is completed.
-    Without it, Done is completed at once.
+    The download starts as soon as a poll sees the job Done (`_prefetch`). Without it,
+    Done is completed at once.
 
     With `details`, every change a poll finds carries what DIRAC knows of the job besides
     its status (site, DIRAC's own times, CPU time, output data: see `_details`), fetched in
@@ -80,6 +82,7 @@ class DiracBackend(Backend):
         self.status_map = status_map
         self.transport = transport
         self._proxy_expiry: dt.datetime | None = None
+        self._prefetch: SandboxPrefetch | None = None
         self.output_dir = output_dir
         self.settings = settings
         self.name = name
@@ -88,7 +91,8 @@ class DiracBackend(Backend):
     async def _session(self) -> AsyncIterator[None]:
         self._proxy_expiry = None
         self._check_proxy()
-        async with self.transport.session():
+        self._prefetch = SandboxPrefetch(self._download, self.settings.finalise_concurrency)
+        async with self.transport.session(), self._prefetch.running():
             yield
 
     def _check_proxy(self) -> None:
@@ -136,6 +140,8 @@ class DiracBackend(Backend):
             if ganga != asked.status or native != asked.native_status:
                 updates[dirac_id] = Update(asked.id, ganga, native, state.MinorStatus or "")
                 statuses[dirac_id] = state.Status
+                if ganga == Status.COMPLETED and self.finalises and self._prefetch is not None:
+                    self._prefetch.start(dirac_id)
         if not (self.details and updates):
             return list(updates.values())
         found = await job_details(self.transport, statuses)
@@ -153,6 +159,18 @@ class DiracBackend(Backend):
         info.
         """
         dirac_id = int(job.backend_id)
+        early = await self._prefetch.take(dirac_id) if self._prefetch is not None else None
+        where = early if early is not None else await self._download(dirac_id)
+        if self.details:
+            # DIRAC's time of the end came with the move to completing.
+            return Update(job.id, Status.COMPLETED, "Done", where)
+        done_at = await self._state_time(dirac_id, "Done")
+        reason = f"{where}; Done at {done_at or 'unknown'}"
+        changed = done_at.replace(tzinfo=dt.UTC).timestamp() if done_at else None
+        return Update(job.id, Status.COMPLETED, "Done", reason, changed)
+
+    async def _download(self, dirac_id: int) -> str:
+        """Fetch and unpack the job's output sandboxes into `output_dir/<id>`; say where."""
         sandboxes = await self.transport.call(
             "WorkloadManagement", "SandboxStore", "getSandboxesAssignedToEntity", f"Job:{dirac_id}"
         )
@@ -161,14 +179,7 @@ class DiracBackend(Backend):
         for location in locations:
             data = await self.transport.sandbox(location)
             await trio.to_thread.run_sync(_unpack, data, target)
-        where = f"output in {target}" if locations else "no output sandbox"
-        if self.details:
-            # DIRAC's time of the end came with the move to completing.
-            return Update(job.id, Status.COMPLETED, "Done", where)
-        done_at = await self._state_time(dirac_id, "Done")
-        reason = f"{where}; Done at {done_at or 'unknown'}"
-        changed = done_at.replace(tzinfo=dt.UTC).timestamp() if done_at else None
-        return Update(job.id, Status.COMPLETED, "Done", reason, changed)
+        return f"output in {target}" if locations else "no output sandbox"
 
     async def _state_time(self, dirac_id: int, status: str) -> dt.datetime | None:
         """When DIRAC's logging info says the job entered `status` (UTC), if it says."""
