@@ -25,7 +25,7 @@ Dirac = {interval}
 [DIRAC]
 DiracEnvJSON = {env_json}
 default_downloadOutputSandbox = {download}
-failed_sandbox_download = False
+failed_sandbox_download = {download}
 [defaults_DiracProxy]
 group = {group}
 encodeDefaultProxyFileName = False
@@ -33,11 +33,7 @@ encodeDefaultProxyFileName = False
 
 
 def write_config(directory: Path, facts: dict[str, Any], *, interval: int, download: bool) -> Path:
-    """Write Ganga's and DIRAC's files for a session in `directory`; return the gangarc.
-
-    Failed jobs' sandboxes are not downloaded (Ganga's `failed_sandbox_download`, on by
-    default): gangamon does not download them yet, and both monitors must do the same work.
-    """
+    """Write Ganga's and DIRAC's files for a session in `directory`; return the gangarc."""
     # JobMonitoring over HTTPS (Tornado), as DIRAC 9 serves it: Ganga's getJobAttributes,
     # through DISET's RPCClient, then fails as it would against a real DIRAC 9 (item 9).
     cfg = dirac_cfg(

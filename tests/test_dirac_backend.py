@@ -326,3 +326,52 @@ async def test_a_done_jobs_sandbox_is_fetched_while_its_details_are(
     assert sim.stats.calls["getSandboxesAssignedToEntity"] == 1
     assert sim.stats.calls["streamToClient"] == 1
     assert any((tmp_path / "out" / str(dirac_id)).iterdir())
+
+
+class RecordedFailures:
+    """A `FailedOutput`: each job's directory, and the hand-overs, signalled."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.unpacked_into: list[tuple[int, Path]] = []
+        self.handed_over = trio.Event()
+
+    def target(self, dirac_id: int) -> Path | None:
+        return self.root / f"job-{dirac_id}"
+
+    def unpacked(self, dirac_id: int, directory: Path) -> None:
+        self.unpacked_into.append((dirac_id, directory))
+        trio.from_thread.run_sync(self.handed_over.set)
+
+
+async def test_a_failed_jobs_sandbox_is_downloaded_after_it_is_failed_a_killed_ones_never(
+    credentials: Credentials, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    # Ganga's failed_sandbox_download (on by default): the job is failed first, then its
+    # sandbox fetched; a Killed job has none to fetch.
+    sim = DiracSim(seed=3, latency=FAST, credentials=credentials, sandbox_pfns="dirac")
+    await nursery.start(sim.serve)
+    now = trio.current_time()
+    failed = sim.add_job([(now - 2.0, D.RUNNING, "Application"), (now - 1.0, D.FAILED, "")])
+    killed = sim.add_job([(now - 2.0, D.WAITING, ""), (now - 1.0, D.KILLED, "")])
+    failures = RecordedFailures(tmp_path / "ganga")
+    b = DiracBackend(
+        DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file),
+        output_dir=tmp_path / "out",
+        settings=BackendSettings(call_deadline=2.0),
+        failed_output=failures,
+    )
+    asked = [
+        JobRef(1, str(failed), Status.RUNNING, "Running"),
+        JobRef(2, str(killed), Status.SUBMITTED, "Waiting"),
+    ]
+    async with b.lifespan():
+        updates = await b.poll(asked)
+        assert [u.status for u in updates] == [Status.FAILED, Status.KILLED]
+        with trio.fail_after(10):
+            await failures.handed_over.wait()
+    directory = tmp_path / "ganga" / f"job-{failed}"
+    assert failures.unpacked_into == [(failed, directory)]
+    assert any(directory.iterdir())
+    assert not (tmp_path / "ganga" / f"job-{killed}").exists()
+    assert sim.stats.calls["getSandboxesAssignedToEntity"] == 1

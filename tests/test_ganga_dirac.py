@@ -370,3 +370,33 @@ def test_a_change_of_dirac_status_alone_is_copied_without_gangas_hooks(tmp_path:
     assert (job.backend.status, job.backend.statusInfo) == ("Completed", "Pending Requests")
     assert job.time.timestamps["backend_completing"] == dt.datetime(2026, 12, 1, 10, 4)
     assert job.moves == []  # no updateStatus: Ganga's hooks do not run again
+
+
+def test_failed_jobs_sandboxes_go_to_the_ganga_output_directory_with_its_stdout_link(
+    tmp_path: Path,
+) -> None:
+    failed = _dirac.FailedSandboxes()
+    family = _dirac.DiracFamily(
+        SimpleNamespace(name="Dirac"),  # type: ignore[arg-type]
+        tmp_path / "dirac",
+        failed=failed,
+    )
+    job = GangaJob(1004, tmp_path / "out")
+    made = family.new_job(job, "Dirac", S.RUNNING)
+    assert made is not None
+    # What the backend does once DIRAC says Failed: where, the files, the hand-over.
+    assert failed.target(1004) == tmp_path / "out"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "Script1_Ganga_Executable.log").write_text("log\n")
+    failed.unpacked(1004, tmp_path / "out")
+    assert (tmp_path / "out" / "stdout").resolve().name == "Script1_Ganga_Executable.log"
+    assert failed.target(1004) is None  # once only
+
+
+def test_a_job_ended_otherwise_is_forgotten_by_the_failed_sandboxes(tmp_path: Path) -> None:
+    failed = _dirac.FailedSandboxes()
+    failed.register(1005, tmp_path / "out")
+    DiracApplier(tmp_path / "dirac", failed=failed).before(
+        GangaJob(1005, tmp_path / "out"), _entry(S.RUNNING, S.KILLED, "Killed", "", None)
+    )
+    assert failed.target(1005) is None

@@ -62,12 +62,17 @@ def dirac_new_job(name: str, job: Any, status: Status) -> NewJob | None:
 
 
 def ganga_dirac_backend(
-    options: GangamonOptions, dirac_config: Any, poll_config: Any, gangadir: str
+    options: GangamonOptions,
+    dirac_config: Any,
+    poll_config: Any,
+    gangadir: str,
+    failed: FailedSandboxes | None = None,
 ) -> DiracBackend:
     """gangamon's DIRAC backend for a Ganga session, configured as its GangaDirac is: the
     DIRAC its DIRAC processes use (`find_dirac` on GangaDirac's `getDiracEnv()`), Ganga's
-    `statusmapping`, sandbox download default, chunk size and `[PollThread] Dirac` rate, and
-    the user's `[gangamon]` options. `DiracNotFound` says what is missing."""
+    `statusmapping`, sandbox download defaults (Failed jobs' into `failed`), chunk size and
+    `[PollThread] Dirac` rate, and the user's `[gangamon]` options. `DiracNotFound` says
+    what is missing."""
     from GangaDirac.Lib.Utilities.DiracUtilities import getDiracEnv
 
     try:
@@ -103,6 +108,7 @@ def ganga_dirac_backend(
         download_output=bool(dirac_config["default_downloadOutputSandbox"]),
         details=True,
         status_map=ganga_mapping(dirac_config["statusmapping"]),
+        failed_output=failed if dirac_config["failed_sandbox_download"] else None,
     )
 
 
@@ -121,6 +127,27 @@ def _client_transport(setup: DiracSetup, options: GangamonOptions) -> DiracTrans
     return DiracClientTransport(proxy=setup.proxy, url=url, threads=threads)
 
 
+class FailedSandboxes:
+    """Failed Ganga Dirac jobs' sandboxes go straight into the job's output directory, with
+    the `stdout` link, as Ganga's `failed_sandbox_download` leaves them (a `FailedOutput`)."""
+
+    def __init__(self) -> None:
+        #: Each tracked job's output directory, by DIRAC id, until it has ended.
+        self._directories: dict[int, Path] = {}
+
+    def register(self, dirac_id: int, directory: Path) -> None:
+        self._directories[dirac_id] = directory
+
+    def forget(self, dirac_id: int) -> None:
+        self._directories.pop(dirac_id, None)
+
+    def target(self, dirac_id: int) -> Path | None:
+        return self._directories.pop(dirac_id, None)
+
+    def unpacked(self, dirac_id: int, directory: Path) -> None:
+        _link_stdout(directory)
+
+
 class DiracFamily:
     """Ganga's Dirac backends (GangaDirac's `Dirac`, LHCb's) on one gangamon DIRAC backend."""
 
@@ -130,15 +157,18 @@ class DiracFamily:
         output_root: Path | None = None,
         *,
         locations_file: str = POSTPROCESS_LOCATIONS,
+        failed: FailedSandboxes | None = None,
     ) -> None:
         """`output_root`: where `backend` downloads sandboxes (default: a `DiracBackend`'s
-        `output_dir`)."""
+        `output_dir`); `failed`: where it puts Failed jobs' (each job's output directory is
+        registered there when it is tracked)."""
         self.backend = backend
         if output_root is None:
             if not isinstance(backend, DiracBackend):
                 raise TypeError(f"DiracFamily of {backend!r} needs the output_root it uses")
             output_root = backend.output_dir
-        self.applier = DiracApplier(output_root, locations_file)
+        self.failed = failed
+        self.applier = DiracApplier(output_root, locations_file, failed)
 
     def claims(self, backend_name: str, backend: Any) -> bool:
         return is_dirac(backend)
@@ -151,16 +181,27 @@ class DiracFamily:
     ) -> tuple[NewJob, DiracApplier] | None:
         """The job under its DIRAC id; None while DIRAC has not given it one."""
         new = dirac_new_job(self.backend.name, job, start)
-        return (new, self.applier) if new is not None else None
+        if new is None:
+            return None
+        if self.failed is not None:
+            output = Path(job.getOutputWorkspace().getPath())
+            self.failed.register(int(new.backend_id or 0), output)
+        return new, self.applier
 
 
 class DiracApplier:
     """Copies DIRAC's view onto the Ganga job, as Ganga's `DiracBase` does, before its
     `updateStatus`; hands over the downloaded output."""
 
-    def __init__(self, output_root: Path, locations_file: str = POSTPROCESS_LOCATIONS) -> None:
+    def __init__(
+        self,
+        output_root: Path,
+        locations_file: str = POSTPROCESS_LOCATIONS,
+        failed: FailedSandboxes | None = None,
+    ) -> None:
         self.output_root = output_root
         self.locations_file = locations_file
+        self.failed = failed
 
     def before(self, job: Any, entry: JournalEntry) -> None:
         backend = job.backend
@@ -177,6 +218,8 @@ class DiracApplier:
         if details.get("norm_cpu_time") is not None:
             backend.normCPUTime = details["norm_cpu_time"]  # as DIRAC gives it, as Ganga does
         _stamp(job, entry.new, details)
+        if entry.new in FINAL and self.failed is not None:
+            self.failed.forget(int(backend.id))
         ran = details.get("running_at") is not None
         if ran and job.status == Status.SUBMITTED.value and entry.new != Status.RUNNING:
             # It ran between two polls. Ganga's own monitor moves every job it finalises

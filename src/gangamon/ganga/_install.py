@@ -129,11 +129,13 @@ def _zero_config_dirac(options: GangamonOptions) -> Family | None:
     dirac_config = getConfig("DIRAC")
     poll_config = getConfig("PollThread")
     gangadir = getConfig("Configuration")["gangadir"]
-    from ._dirac import DiracFamily, ganga_dirac_backend
+    from ._dirac import DiracFamily, FailedSandboxes, ganga_dirac_backend
     from ._dirac_setup import DiracNotFound
 
     try:
-        return DiracFamily(ganga_dirac_backend(options, dirac_config, poll_config, gangadir))
+        failed = FailedSandboxes()
+        backend = ganga_dirac_backend(options, dirac_config, poll_config, gangadir, failed)
+        return DiracFamily(backend, failed=failed)
     except DiracNotFound as e:
         log.warning("gangamon does not monitor Dirac jobs (Ganga's own code does): %s", e)
         return None

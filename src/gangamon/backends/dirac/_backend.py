@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import io
 import logging
 import tarfile
@@ -49,6 +50,14 @@ DIRAC_SETTINGS = BackendSettings(
 )
 
 
+class FailedOutput(Protocol):
+    """Where Failed jobs' sandboxes go, and who is told when one is there."""
+
+    def target(self, dirac_id: int) -> Path | None: ...
+
+    def unpacked(self, dirac_id: int, directory: Path) -> None: ...
+
+
 class DiracBackend(Backend):
     """Jobs on DIRAC, watched through JobMonitoring's `getJobsStates` (one call per chunk).
 
@@ -56,6 +65,11 @@ class DiracBackend(Backend):
     is downloaded into `output_dir/<DIRAC id>/` and unpacked; then the job is completed.
     The download starts as soon as a poll sees the job Done (`_prefetch`). Without it,
     Done is completed at once.
+
+    With `failed_output`, a Failed job's sandbox (not a Killed one's) is downloaded too, as
+    Ganga's `failed_sandbox_download` does, after the job is failed: into the directory
+    `failed_output.target(dirac_id)` gives (none: not downloaded), then handed to
+    `failed_output.unpacked(dirac_id, directory)` in a worker thread.
 
     With `details`, every change a poll finds carries what DIRAC knows of the job besides
     its status (site, DIRAC's own times, CPU time, output data: see `_details`), fetched in
@@ -76,8 +90,10 @@ class DiracBackend(Backend):
         download_output: bool = True,
         details: bool = False,
         status_map: Mapping[DiracStatus, Status] | None = None,
+        failed_output: FailedOutput | None = None,
     ) -> None:
         self.finalises = download_output
+        self.failed_output = failed_output
         self.details = details
         self.status_map = status_map
         self.transport = transport
@@ -140,8 +156,7 @@ class DiracBackend(Backend):
             if ganga != asked.status or native != asked.native_status:
                 updates[dirac_id] = Update(asked.id, ganga, native, state.MinorStatus or "")
                 statuses[dirac_id] = state.Status
-                if ganga == Status.COMPLETED and self.finalises and self._prefetch is not None:
-                    self._prefetch.start(dirac_id)
+                self._download_early(dirac_id, ganga, native)
         if not (self.details and updates):
             return list(updates.values())
         found = await job_details(self.transport, statuses)
@@ -160,7 +175,8 @@ class DiracBackend(Backend):
         """
         dirac_id = int(job.backend_id)
         early = await self._prefetch.take(dirac_id) if self._prefetch is not None else None
-        where = early if early is not None else await self._download(dirac_id)
+        target = self.output_dir / str(dirac_id)
+        where = early if early is not None else await self._download(dirac_id, target)
         if self.details:
             # DIRAC's time of the end came with the move to completing.
             return Update(job.id, Status.COMPLETED, "Done", where)
@@ -169,13 +185,25 @@ class DiracBackend(Backend):
         changed = done_at.replace(tzinfo=dt.UTC).timestamp() if done_at else None
         return Update(job.id, Status.COMPLETED, "Done", reason, changed)
 
-    async def _download(self, dirac_id: int) -> str:
-        """Fetch and unpack the job's output sandboxes into `output_dir/<id>`; say where."""
+    def _download_early(self, dirac_id: int, status: Status, native: str) -> None:
+        """Start the download of a sandbox a poll has just seen ready."""
+        prefetch = self._prefetch
+        if prefetch is None:
+            return
+        if status == Status.COMPLETED and self.finalises:
+            prefetch.start(dirac_id, self.output_dir / str(dirac_id))
+        elif native == DiracStatus.FAILED and self.failed_output is not None:
+            target = self.failed_output.target(dirac_id)
+            if target is not None:
+                unpacked = functools.partial(self.failed_output.unpacked, dirac_id)
+                prefetch.start_detached(dirac_id, target, unpacked)
+
+    async def _download(self, dirac_id: int, target: Path) -> str:
+        """Fetch the job's output sandboxes and unpack them into `target`; say where."""
         sandboxes = await self.transport.call(
             "WorkloadManagement", "SandboxStore", "getSandboxesAssignedToEntity", f"Job:{dirac_id}"
         )
         locations = [sb for sb in (sandboxes or {}).get("Output", []) if "|" in sb]
-        target = self.output_dir / str(dirac_id)
         for location in locations:
             data = await self.transport.sandbox(location)
             await trio.to_thread.run_sync(_unpack, data, target)

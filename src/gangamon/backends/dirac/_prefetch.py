@@ -1,9 +1,12 @@
-"""Output sandboxes fetched as soon as a poll sees a job Done, beside the rest of its work.
+"""Output sandboxes fetched as soon as a poll sees a job end, beside the rest of its work.
 
-The engine finalises a job only once its move to completing is stored, and that move waits
-for the job's details (two more bulk calls). A download started by the poll itself overlaps
-both; `finalise` then takes its outcome. A download that failed, or was never started, is
-left to `finalise` to do itself (with the engine's retries).
+A Done job: the engine finalises it only once its move to completing is stored, and that move
+waits for the job's details (two more bulk calls). A download started by the poll itself
+overlaps both; `finalise` then takes its outcome. A download that failed, or was never
+started, is left to `finalise` to do itself (with the engine's retries).
+
+A Failed job (Ganga's `failed_sandbox_download`): its download runs after it is failed, and
+nothing waits for it; a failure is logged.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import trio
 
@@ -27,8 +31,9 @@ class _Fetch:
 class SandboxPrefetch:
     """Downloads started early, at most `limit` at a time, inside `running()`."""
 
-    def __init__(self, download: Callable[[int], Awaitable[str]], limit: int) -> None:
-        """`download(dirac_id)` fetches and unpacks one job's sandboxes; says where."""
+    def __init__(self, download: Callable[[int, Path], Awaitable[str]], limit: int) -> None:
+        """`download(dirac_id, target)` fetches one job's sandboxes and unpacks them in
+        `target`; says where."""
         self._download = download
         self._limiter = trio.CapacityLimiter(limit)
         self._fetches: dict[int, _Fetch] = {}
@@ -47,12 +52,20 @@ class SandboxPrefetch:
                 nursery.cancel_scope.cancel()
                 self._fetches.clear()
 
-    def start(self, dirac_id: int) -> None:
-        """Start downloading `dirac_id`'s sandboxes, unless already started (or outside
-        `running()`)."""
+    def start(self, dirac_id: int, target: Path) -> None:
+        """Start downloading `dirac_id`'s sandboxes into `target`, for `take`, unless
+        already started (or outside `running()`)."""
         if self._nursery is not None and dirac_id not in self._fetches:
             self._fetches[dirac_id] = fetch = _Fetch()
-            self._nursery.start_soon(self._run, dirac_id, fetch)
+            self._nursery.start_soon(self._run, dirac_id, target, fetch)
+
+    def start_detached(
+        self, dirac_id: int, target: Path, done: Callable[[Path], None] | None = None
+    ) -> None:
+        """Download `dirac_id`'s sandboxes into `target`, then call `done(target)` in a
+        worker thread; nothing takes the outcome."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._run_detached, dirac_id, target, done)
 
     async def take(self, dirac_id: int) -> str | None:
         """Wait for the early download of `dirac_id` and say where it went; None if none was
@@ -63,11 +76,22 @@ class SandboxPrefetch:
         await fetch.done.wait()
         return fetch.where
 
-    async def _run(self, dirac_id: int, fetch: _Fetch) -> None:
+    async def _run(self, dirac_id: int, target: Path, fetch: _Fetch) -> None:
         try:
             async with self._limiter:
-                fetch.where = await self._download(dirac_id)
+                fetch.where = await self._download(dirac_id, target)
         except Exception as e:  # finalise downloads it again, and reports what goes wrong
             log.debug("early download of DIRAC job %d's sandbox failed: %r", dirac_id, e)
         finally:
             fetch.done.set()
+
+    async def _run_detached(
+        self, dirac_id: int, target: Path, done: Callable[[Path], None] | None
+    ) -> None:
+        try:
+            async with self._limiter:
+                await self._download(dirac_id, target)
+                if done is not None:
+                    await trio.to_thread.run_sync(done, target)
+        except Exception as e:
+            log.warning("DIRAC job %d failed; its sandbox could not be downloaded: %s", dirac_id, e)
