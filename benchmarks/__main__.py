@@ -71,7 +71,7 @@ def main() -> None:
     else:
         what = "DIRAC HTTPS transport vs DIRAC's JobMonitoringClient, calls/s"
         skipped("dirac transport", what, "the DIRAC client", "nox -s bench", ">= 10x")
-    # Real Ganga Dirac jobs under both monitors: full mode only (about 25 minutes). In quick
+    # Real Ganga Dirac jobs under both monitors: full mode only (about 45 minutes). In quick
     # mode `nox -s ganga-dirac -- --quick` runs it, in the venv that has ganga[dirac].
     what = "Ganga Dirac jobs: gangamon vs Ganga 8.7.12's own DIRAC monitor"
     if quick:
