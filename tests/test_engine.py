@@ -289,6 +289,21 @@ async def test_callbacks_see_every_change_and_cannot_break_the_writer(
     assert seen == [(job, S.SUBMITTED), (job, S.RUNNING)]
 
 
+async def test_concurrent_tracks_deliver_each_entry_once_in_order(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Each track publishes the journal after its own write; both read the cursor before the
+    # await that reads the journal, and both delivered what the other had stored: 1, 2, 1, 2.
+    seen: list[int] = []
+    async with open_monitor(store, [FakeGrid()]) as monitor:
+        monitor.on_change(lambda e: seen.append(e.seq))
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(monitor.track, [NewJob("grid", f"t{n}", S.SUBMITTED)])
+    assert seen == sorted(set(seen))
+    assert len(seen) == 4
+
+
 async def test_statistics_describe_each_backend(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:

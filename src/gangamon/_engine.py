@@ -250,6 +250,9 @@ class Monitor:
 
     async def _publish(self) -> None:
         entries = await self.store.journal(after=self._last_seq)
+        # The writer, track and kill all publish: another may have delivered some of these
+        # during the await. Nothing awaits from here on, so each entry goes out once, in order.
+        entries = [e for e in entries if e.seq > self._last_seq]
         if not entries:
             return
         self._last_seq = entries[-1].seq
