@@ -19,9 +19,10 @@ DIRAC status. Then, subjob by subjob, what the two monitors left on them.
 
 Modes: `--quick` (CI): 100 subjobs at 5 s. Full (default, and `python -m benchmarks`):
 1000 subjobs at 50 s (Ganga's default) and at 5 s, then gangamon alone on 10,000 at 5 s
-(the shorter interval: the stricter bound on its p50), their ends over `BIG_SPREAD`. Both monitors download the output
-sandboxes (Ganga's default), DIRAC's client from the simulator's DIP storage element over
-DISET, gangamon from its Tornado SandboxStore; `--no-download` switches it off for both.
+(the shorter interval: the stricter bound on its p50), their ends over `BIG_SPREAD`. Both
+monitors download the output sandboxes (Ganga's default, Failed jobs' too), DIRAC's client
+from the simulator's DIP storage element over DISET, gangamon from its Tornado SandboxStore;
+`--no-download` switches it off for both.
 
 Goals (issue 14): gangamon's p50 at most 0.6 x the poll interval at 50 s and at 5 s, and
 alone at 10,000 subjobs; DIRAC calls at most 1/20 of Ganga's own; CPU (the Ganga process and
