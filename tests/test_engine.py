@@ -304,6 +304,23 @@ async def test_concurrent_tracks_deliver_each_entry_once_in_order(
     assert len(seen) == 4
 
 
+async def test_stop_before_run_is_kept_and_a_later_run_is_not_stopped(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid()
+    store.add_jobs(jobs_on("grid", 3))
+    monitor = Monitor(AsyncStore(store, in_thread=False), [grid])
+    monitor.stop()
+    with trio.fail_after(60):
+        await monitor.run()  # returns: the stop was asked for before it began
+    polls = len(grid.polled_ids)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(monitor.run)
+        await trio.sleep(60)
+        assert len(grid.polled_ids) > polls + 1  # sweeping on: the earlier stop is spent
+        monitor.stop()
+
+
 async def test_statistics_describe_each_backend(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -106,13 +106,14 @@ class Monitor:
         if self._running:
             raise GangamonError("this Monitor is already running")
         self._running = True
-        self._stop = trio.Event()
         try:
             await self._run(task_status)
         except BaseExceptionGroup as group:
             raise single_exception(group) from None
         finally:
             self._running = False
+            # Afresh for a later run; a stop() asked before this run began was kept.
+            self._stop = trio.Event()
 
     async def _run(self, task_status: trio.TaskStatus[Monitor]) -> None:
         self._last_seq = await self.store.last_seq()
