@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gangamon._config import ConfigError, build_backends, load_config, parse_config
-from gangamon.backends.dirac import DiracBackend, DiracHttps
+from gangamon.backends.dirac import DiracBackend, DiracClientTransport, DiracHttps
 from gangamon.backends.local import LocalBackend
 from gangamon.backends.slurm import SlurmBackend
 
@@ -73,6 +73,20 @@ def test_a_proxy_in_the_file_wins_over_the_environment(
     [dirac] = build_backends(config)
     assert isinstance(dirac, DiracBackend)
     assert dirac.transport.proxy == tmp_path / "mine.pem"
+
+
+def test_the_dirac_client_transport_gets_a_thread_for_every_call_configured() -> None:
+    # The settings used to be written onto the backend after it was built: the client
+    # transport's limiter had already been sized at its default of 8 threads.
+    config = parse_config(
+        '[backends.dirac]\nurl = "dips://h:9135"\ntransport = "client"\n'
+        "concurrency = 20\nfinalise_concurrency = 6\n"
+    )
+    [dirac] = build_backends(config)
+    assert isinstance(dirac, DiracBackend)
+    assert (dirac.settings.concurrency, dirac.settings.finalise_concurrency) == (20, 6)
+    assert isinstance(dirac.transport, DiracClientTransport)
+    assert dirac.transport.threads.total_tokens == 26
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,13 @@ def _check_url(dirac: DiracConfig, source: str, where: str) -> None:
 def build_backends(config: Config) -> list[Backend]:
     """The backends the configuration names, not yet started."""
     from .backends.condor import CondorBackend
-    from .backends.dirac import DiracBackend, DiracClientTransport, DiracHttps, proxy_location
+    from .backends.dirac import (
+        DIRAC_SETTINGS,
+        DiracBackend,
+        DiracClientTransport,
+        DiracHttps,
+        proxy_location,
+    )
     from .backends.local import LocalBackend
     from .backends.lsf import LsfBackend
     from .backends.pbs import PbsBackend
@@ -222,15 +228,19 @@ def build_backends(config: Config) -> list[Backend]:
         backend: Backend
         if isinstance(c, DiracConfig):
             proxy = proxy_location(Path(c.proxy).expanduser() if c.proxy else None)
+            settings = c.settings(DIRAC_SETTINGS)
+            # A connection (or a thread) for every call the backend's limiters let through.
+            calls = settings.concurrency + settings.finalise_concurrency
             if c.transport == "https":
                 transport: DiracHttps | DiracClientTransport = DiracHttps(
-                    c.url, proxy=proxy, ca=_ca(c.ca)
+                    c.url, proxy=proxy, ca=_ca(c.ca), pool=calls
                 )
             else:
-                transport = DiracClientTransport(proxy=proxy, url=c.url)
+                transport = DiracClientTransport(proxy=proxy, url=c.url, threads=calls)
             backend = DiracBackend(
                 transport,
                 output_dir=Path(c.output_dir).expanduser(),
+                settings=settings,
                 download_output=c.download_output,
                 name=name,
             )
