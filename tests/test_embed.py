@@ -270,3 +270,27 @@ def test_interpreter_exit_waits_no_longer_than_the_deadline(tmp_path: Path) -> N
         took = time.monotonic() - started
         assert code == 0, process.stderr.read()
     assert took < 2.0, f"exit took {took:.2f} s with a 1 s deadline"
+
+
+def test_a_start_that_fails_closes_the_store_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gangamon.embed
+
+    closed: list[Path] = []
+
+    class RecordedStore(gangamon.embed.Store):  # type: ignore[name-defined,misc]
+        def close(self) -> None:
+            closed.append(self.path)
+            super().close()
+
+    monkeypatch.setattr(gangamon.embed, "Store", RecordedStore)
+
+    def no_backends() -> list[Backend]:
+        raise RuntimeError("no backend could be built")
+
+    monitor = EmbeddedMonitor(tmp_path / "jobs.sqlite", no_backends)
+    with pytest.raises(RuntimeError, match="no backend could be built"):
+        monitor.start()
+    assert closed == [tmp_path / "jobs.sqlite"]
+    assert not monitor.running

@@ -105,6 +105,9 @@ class EmbeddedMonitor:
                 self._run, _ = portal.start_task(monitor.run, name="gangamon-monitor")
             except BaseException:
                 _abandon(portal_cm, portal, timeout=self.deadline)
+                if self._store is not None and self._owns_store:
+                    self._store.close()  # opened above, for a monitor that never ran
+                self._store = None
                 raise
             self._portal_cm, self._portal, self._monitor = portal_cm, portal, monitor
             atexit.register(self.stop)
