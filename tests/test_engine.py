@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from gangamon import (
     SubscriberLagged,
     UnknownJob,
 )
+from gangamon.backends import BackendUnavailable, JobRef, Update
 
 from .fakes import FakeGrid, FakeWatcher
 
@@ -319,6 +321,27 @@ async def test_stop_before_run_is_kept_and_a_later_run_is_not_stopped(
         await trio.sleep(60)
         assert len(grid.polled_ids) > polls + 1  # sweeping on: the earlier stop is spent
         monitor.stop()
+
+
+class ExpiredProxyGrid(FakeGrid):
+    """Every poll: the proxy has expired (a person has to act). Checked before any call,
+    as `DiracBackend.poll` checks it."""
+
+    async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
+        raise BackendUnavailable("proxy /tmp/x509up_u0 expired at 2026-12-01 10:00 UTC")
+
+
+async def test_an_expired_proxy_is_named_when_every_chunk_poll_raises_it_at_once(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # More jobs than a chunk: several polls raise together, and the supervisor got an
+    # exception group ("crashed: ExceptionGroup ... (4 sub-exceptions)"), not the proxy.
+    grid = ExpiredProxyGrid(chunk_size=10, concurrency=4)
+    store.add_jobs(jobs_on("grid", 40))
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(5)
+        stats = monitor.statistics().backends["grid"]
+    assert stats.problem == "proxy /tmp/x509up_u0 expired at 2026-12-01 10:00 UTC"
 
 
 async def test_statistics_describe_each_backend(

@@ -215,7 +215,7 @@ class BackendRunner:
                         self.settings.restart_delay * 2**crashes, self.settings.max_restart_delay
                     ) * self._rng.uniform(0.5, 1.0)
                     crashes += 1
-                    cause = single_exception(exc)
+                    cause = _unavailable(exc) or single_exception(exc)
                     if isinstance(cause, BackendUnavailable):
                         # A person has to act: say so once, then check back now and then.
                         delay = self.settings.max_restart_delay
@@ -461,3 +461,16 @@ class BackendRunner:
 def _describe(exc: BaseException) -> str:
     exc = single_exception(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _unavailable(exc: BaseException) -> BackendUnavailable | None:
+    """The `BackendUnavailable` among `exc` and its groups' members, if any: polls of
+    several chunks raise it together when the proxy has expired."""
+    if isinstance(exc, BackendUnavailable):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for member in exc.exceptions:
+            found = _unavailable(member)
+            if found is not None:
+                return found
+    return None
