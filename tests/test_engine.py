@@ -20,6 +20,7 @@ from gangamon import (
     Status,
     Store,
     SubscriberLagged,
+    Transition,
     UnknownJob,
 )
 from gangamon.backends import BackendUnavailable, JobRef, Update
@@ -342,6 +343,34 @@ async def test_an_expired_proxy_is_named_when_every_chunk_poll_raises_it_at_once
         await trio.sleep(5)
         stats = monitor.statistics().backends["grid"]
     assert stats.problem == "proxy /tmp/x509up_u0 expired at 2026-12-01 10:00 UTC"
+
+
+class SlowKillGrid(FakeGrid):
+    """A kill that takes a while: `killing` is set when it has begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.killing = trio.Event()
+
+    async def kill(self, job: JobRef) -> None:
+        self.killing.set()
+        await trio.sleep(3)
+
+
+async def test_a_kill_stores_killed_even_when_another_process_moved_the_job_meanwhile(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The store's refusal (stale: running now, not submitted) was ignored: kill returned, the
+    # job stayed running in the store, and no backend monitored it any more.
+    grid = SlowKillGrid()
+    async with open_monitor(store, [grid]) as monitor:
+        [job] = await monitor.track([NewJob("grid", "k1", S.SUBMITTED)])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(monitor.kill, job)
+            await grid.killing.wait()
+            # Another process (a CLI, Ganga) stores the job running while the kill is on.
+            store.apply([Transition(job, S.SUBMITTED, S.RUNNING, reason="seen elsewhere")])
+    assert store.get(job).status == S.KILLED
 
 
 async def test_statistics_describe_each_backend(

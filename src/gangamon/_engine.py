@@ -34,6 +34,9 @@ from .backends._protocol import Backend, JobRef
 
 log = logging.getLogger("gangamon.engine")
 
+#: Tries at storing a kill against a status another process keeps changing.
+_KILL_ATTEMPTS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class MonitorStatistics:
@@ -342,7 +345,9 @@ class Monitor:
 
         Raises `UnknownJob` if no backend here monitors it, and the backend's error if the
         kill fails (the job is then monitored as before). Cancelled: the backend call is
-        waited for, not abandoned (a kill is a write).
+        waited for, not abandoned (a kill is a write). A job stored with another status
+        meanwhile (by another process) is killed from that one; one that ended meanwhile
+        keeps its end. `GangamonError` if the store refuses the move.
         """
         for runner in self._runners.values():
             ref = runner.jobs.get(job)
@@ -356,8 +361,24 @@ class Monitor:
         except BaseException:
             runner.add(ref)  # not killed after all: keep watching it
             raise
-        await self.store.apply([Transition(job, ref.status, Status.KILLED, reason="killed")])
+        status, outcome = ref.status, Outcome.STALE
+        for _ in range(_KILL_ATTEMPTS):
+            [outcome] = await self.store.apply(
+                [Transition(job, status, Status.KILLED, reason="killed")]
+            )
+            if outcome is not Outcome.STALE:
+                break
+            status = (await self.store.get(job)).status
+            if status not in ACTIVE:
+                log.info("job %d ended %s before its kill took effect", job, status.value)
+                outcome = Outcome.UNCHANGED
+                break
         await self._publish()
+        if outcome not in (Outcome.APPLIED, Outcome.UNCHANGED):
+            raise GangamonError(
+                f"job {job}: killed at its backend, but the store refused {status.value} -> "
+                f"killed ({outcome.value})"
+            )
 
     async def wait_for(
         self,
