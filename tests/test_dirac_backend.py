@@ -375,3 +375,23 @@ async def test_a_failed_jobs_sandbox_is_downloaded_after_it_is_failed_a_killed_o
     assert any(directory.iterdir())
     assert not (tmp_path / "ganga" / f"job-{killed}").exists()
     assert sim.stats.calls["getSandboxesAssignedToEntity"] == 1
+
+
+async def test_early_downloads_count_against_the_finalisation_bound(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path
+) -> None:
+    """A finalisation waiting for its early download makes no call: the downloads share one
+    bound with finalise's own calls, so finalise_concurrency bounds them all."""
+    now = trio.current_time()
+    dirac_ids = [
+        sim.add_job([(now - 2.0, D.RUNNING, "Application"), (now - 1.0, D.DONE, "")])
+        for _ in range(30)
+    ]
+    store = Store(tmp_path / "jobs.sqlite")
+    ids = store.add_jobs([NewJob("dirac", str(i), Status.RUNNING) for i in dirac_ids])
+    # One poll finds every job Done (the next is far off): then only finalisations call.
+    b = backend(sim, credentials, tmp_path, poll_interval=600.0, finalise_concurrency=1)
+    await run_until_final(store, Monitor(store, [b]), ids, limit=30)
+    assert {j.status for j in store.jobs()} == {Status.COMPLETED}
+    assert sim.stats.calls["getSandboxesAssignedToEntity"] == 30
+    assert sim.stats.peak_in_flight == 1

@@ -99,6 +99,9 @@ class DiracBackend(Backend):
         self.transport = transport
         self._proxy_expiry: dt.datetime | None = None
         self._prefetch: SandboxPrefetch | None = None
+        #: Every call of a finalisation, early downloads included: at most finalise_concurrency
+        #: (the engine's bound is on finalisations, and one may wait for an early download).
+        self._finalising = trio.CapacityLimiter(settings.finalise_concurrency)
         self.output_dir = output_dir
         self.settings = settings
         self.name = name
@@ -107,7 +110,7 @@ class DiracBackend(Backend):
     async def _session(self) -> AsyncIterator[None]:
         self._proxy_expiry = None
         self._check_proxy()
-        self._prefetch = SandboxPrefetch(self._download, self.settings.finalise_concurrency)
+        self._prefetch = SandboxPrefetch(self._download, self._finalising)
         async with self.transport.session(), self._prefetch.running():
             yield
 
@@ -176,11 +179,16 @@ class DiracBackend(Backend):
         dirac_id = int(job.backend_id)
         early = await self._prefetch.take(dirac_id) if self._prefetch is not None else None
         target = self.output_dir / str(dirac_id)
-        where = early if early is not None else await self._download(dirac_id, target)
+        if early is not None:
+            where = early
+        else:
+            async with self._finalising:
+                where = await self._download(dirac_id, target)
         if self.details:
             # DIRAC's time of the end came with the move to completing.
             return Update(job.id, Status.COMPLETED, "Done", where)
-        done_at = await self._state_time(dirac_id, "Done")
+        async with self._finalising:
+            done_at = await self._state_time(dirac_id, "Done")
         reason = f"{where}; Done at {done_at or 'unknown'}"
         changed = done_at.replace(tzinfo=dt.UTC).timestamp() if done_at else None
         return Update(job.id, Status.COMPLETED, "Done", reason, changed)

@@ -29,13 +29,16 @@ class _Fetch:
 
 
 class SandboxPrefetch:
-    """Downloads started early, at most `limit` at a time, inside `running()`."""
+    """Downloads started early, each holding a token of `limiter`, inside `running()`."""
 
-    def __init__(self, download: Callable[[int, Path], Awaitable[str]], limit: int) -> None:
+    def __init__(
+        self, download: Callable[[int, Path], Awaitable[str]], limiter: trio.CapacityLimiter
+    ) -> None:
         """`download(dirac_id, target)` fetches one job's sandboxes and unpacks them in
-        `target`; says where."""
+        `target`; says where. `limiter` is shared with the backend's other finalisation calls,
+        so that early downloads add none to their bound."""
         self._download = download
-        self._limiter = trio.CapacityLimiter(limit)
+        self._limiter = limiter
         self._fetches: dict[int, _Fetch] = {}
         self._nursery: trio.Nursery | None = None
 
