@@ -1,4 +1,6 @@
-"""Hypothesis drives a live Monitor over several fake grids with random faults.
+"""Hypothesis drives a live Monitor over several fake grids with random faults, while jobs
+are tracked (several calls at once), killed and untracked, and a subscriber and a callback
+follow the journal.
 
 The monitor runs in a trio loop behind an anyio blocking portal with a MockClock that moves
 only when a rule says so; each rule then waits until every task is blocked again.
@@ -17,7 +19,17 @@ import trio.testing
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gangamon import AsyncStore, Monitor, NewJob, Status, Store, Update, can_transition
+from gangamon import (
+    AsyncStore,
+    JobRef,
+    Monitor,
+    NewJob,
+    Status,
+    Store,
+    UnknownJob,
+    Update,
+    can_transition,
+)
 
 from .fakes import FakeGrid
 
@@ -25,6 +37,8 @@ S = Status
 GRIDS = ("dirac", "slurm", "condor")
 TERMINAL = (S.COMPLETED, S.FAILED, S.KILLED)
 INTERVAL, DEADLINE, LATENCY = 10.0, 5.0, 1.0
+#: Virtual seconds within which a kill must be done, however many polls hang before it.
+KILL_PATIENCE = 20 * DEADLINE
 FAULTS = ("fail_polls", "hang_polls", "garbage_polls", "duplicate_polls", "stranger_polls")
 
 
@@ -53,6 +67,11 @@ class UnrulyGrid(FakeGrid):
             updates.append(Update(123_456_789, S.COMPLETED))
         return updates
 
+    async def kill(self, job: JobRef) -> None:
+        await trio.sleep(LATENCY)
+        if self.truth.get(job.backend_id) not in TERMINAL:
+            self.truth[job.backend_id] = S.KILLED
+
 
 class MonitorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
@@ -66,9 +85,22 @@ class MonitorMachine(RuleBasedStateMachine):
         )
         self.portal = self._portal_cm.__enter__()
         self.monitor = Monitor(AsyncStore(self.store, in_thread=False), list(self.grids.values()))
+        #: The seqs each follower of the journal was given, in the order given.
+        self.called: list[int] = []
+        self.delivered: list[int] = []
+        self.monitor.on_change(lambda entry: self.called.append(entry.seq))
         self.run_future = self.portal.start_task_soon(self.monitor.run)
         self._settle()
+        self.subscriber = self.portal.start_task_soon(self._follow)
+        self._settle()
         self.jobs: dict[int, tuple[str, str]] = {}  # id -> (grid, backend id)
+        #: Jobs killed or untracked: the grid's last word need not be the store's.
+        self.let_go: set[int] = set()
+
+    async def _follow(self) -> None:
+        async with self.monitor.changes() as changes:
+            async for entry in changes:
+                self.delivered.append(entry.seq)
 
     def _settle(self) -> None:
         self.portal.call(trio.testing.wait_all_tasks_blocked)
@@ -80,14 +112,54 @@ class MonitorMachine(RuleBasedStateMachine):
             self.portal.call(self.clock.jump, seconds / steps)
             self._settle()
 
-    @rule(grid=st.sampled_from(GRIDS), n=st.integers(1, 4))
-    def track(self, grid: str, n: int) -> None:
+    @rule(grid=st.sampled_from(GRIDS), sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    def track(self, grid: str, sizes: list[int]) -> None:
         base = len(self.jobs)
-        new = [NewJob(grid, f"{grid}-{base + i}", S.SUBMITTED) for i in range(n)]
-        ids = self.portal.call(self.monitor.track, new)
-        for job_id, job in zip(ids, new, strict=True):
-            assert job.backend_id is not None
-            self.jobs[job_id] = (grid, job.backend_id)
+        calls: list[list[NewJob]] = []
+        for size in sizes:
+            calls.append([NewJob(grid, f"{grid}-{base + i}", S.SUBMITTED) for i in range(size)])
+            base += size
+        ids: list[list[int]] = [[] for _ in calls]
+
+        async def track_at_once() -> None:
+            async def one(i: int) -> None:
+                ids[i] = await self.monitor.track(calls[i])
+
+            async with trio.open_nursery() as nursery:
+                for i in range(len(calls)):
+                    nursery.start_soon(one, i)
+
+        self.portal.call(track_at_once)
+        for new, got in zip(calls, ids, strict=True):
+            for job_id, job in zip(got, new, strict=True):
+                assert job.backend_id is not None
+                self.jobs[job_id] = (grid, job.backend_id)
+        self._settle()
+
+    @precondition(lambda self: self.jobs)
+    @rule(data=st.data())
+    def kill(self, data: st.DataObject) -> None:
+        job = data.draw(st.sampled_from(sorted(self.jobs)))
+        future = self.portal.start_task_soon(self.monitor.kill, job)
+        # The kill waits its turn at the backend's limiter, which hung polls may hold for a
+        # deadline each.
+        waited = 0.0
+        while not future.done() and waited < KILL_PATIENCE:
+            self._advance(LATENCY)
+            waited += LATENCY
+        try:
+            future.result(timeout=5)
+        except UnknownJob:
+            return  # ended or untracked already: no backend monitors it
+        self.let_go.add(job)
+        assert self.store.get(job).status in TERMINAL
+
+    @precondition(lambda self: self.jobs)
+    @rule(data=st.data())
+    def untrack(self, data: st.DataObject) -> None:
+        job = data.draw(st.sampled_from(sorted(self.jobs)))
+        self.portal.call(trio_sync, self.monitor.untrack, [job])
+        self.let_go.add(job)
         self._settle()
 
     @precondition(lambda self: self.jobs)
@@ -132,11 +204,20 @@ class MonitorMachine(RuleBasedStateMachine):
             assert grid.peak <= grid.settings.concurrency
 
     @invariant()
-    def journal_is_legal_without_gap(self) -> None:
+    def journal_is_legal_and_replays_to_the_job_table(self) -> None:
         entries = self.store.journal()
-        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        last: dict[int, Status] = {}
         for e in entries:
             assert e.old is None or can_transition(e.old, e.new), e
+            assert e.old == last.get(e.job), e  # each move starts where the last one ended
+            last[e.job] = e.new
+        assert last == {job.id: job.status for job in self.store.jobs()}
+
+    @invariant()
+    def every_entry_reaches_each_follower_once_in_order(self) -> None:
+        seqs = [e.seq for e in self.store.journal()]
+        assert self.called == seqs
+        assert self.delivered == seqs
 
     def teardown(self) -> None:
         try:
@@ -152,11 +233,12 @@ class MonitorMachine(RuleBasedStateMachine):
             self._advance(longest + DEADLINE + LATENCY)
             for job, (name, backend_id) in self.jobs.items():
                 truth = self.grids[name].truth.get(backend_id)
-                if truth in TERMINAL:
+                if truth in TERMINAL and job not in self.let_go:
                     assert self.store.get(job).status == truth, (job, truth)
             self.portal.call(self.monitor.stop)
             self._advance(DEADLINE)
             self.run_future.result(timeout=5)
+            self.subscriber.cancel()
             for fake in self.grids.values():
                 assert fake.in_flight == 0  # nothing left running after stop
         finally:
@@ -165,6 +247,12 @@ class MonitorMachine(RuleBasedStateMachine):
             self._portal_cm.__exit__(None, None, None)
             self.store.close()
             shutil.rmtree(self.dir)
+
+
+def trio_sync(function: Any, *args: Any) -> Any:
+    """`function(*args)`, called in the trio thread (`portal.call` takes async functions and
+    plain ones alike; this says which)."""
+    return function(*args)
 
 
 TestMonitor = MonitorMachine.TestCase

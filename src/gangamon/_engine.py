@@ -7,8 +7,10 @@ Monitor.run (root nursery)
 └── backends nursery one BackendRunner.supervise per backend (see _supervise.py)
 ```
 
-Updates flow one way: backend -> channel -> writer -> store -> subscribers. Only the writer
-changes a job's status, so there is no race on it.
+Backends' reports flow one way: backend -> channel -> writer -> store -> subscribers. Two
+callers' writes go beside the writer: `track` adds jobs, and `kill` stores a killed job as
+killed by compare-and-set against the stored status (retried when stale). Every write is
+followed by `_publish`, which hands each journal entry to subscribers once, in order.
 """
 
 from __future__ import annotations

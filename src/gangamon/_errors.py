@@ -40,8 +40,8 @@ class StaleTransition(GangamonError):
 def single_exception(exc: BaseException) -> BaseException:
     """The exception inside nested one-member groups, or `exc` itself.
 
-    Our policy for exception groups: `except*` inside, and at the public edge a lone
-    exception (KeyboardInterrupt included) comes out bare.
+    At the public edge (`Monitor.run`, `open_monitor`, the CLI) a lone exception
+    (KeyboardInterrupt included) comes out bare; a group of several stays a group.
     """
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
