@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import logging
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -395,3 +398,45 @@ async def test_early_downloads_count_against_the_finalisation_bound(
     assert {j.status for j in store.jobs()} == {Status.COMPLETED}
     assert sim.stats.calls["getSandboxesAssignedToEntity"] == 30
     assert sim.stats.peak_in_flight == 1
+
+
+async def test_a_finalisation_past_its_deadline_takes_the_early_download_on_its_retry(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The early download may wait behind others for longer than a finalisation's deadline:
+    the retry waits for the same download instead of fetching the sandbox again."""
+    tarball = io.BytesIO()
+    with tarfile.open(fileobj=tarball, mode="w:gz") as tar:
+        info = tarfile.TarInfo("std.out")
+        tar.addfile(info, io.BytesIO(b""))
+    lookups: list[int] = []
+
+    class SlowSandboxes:
+        proxy = None
+
+        def session(self) -> contextlib.AbstractAsyncContextManager[Any]:
+            return contextlib.nullcontext()
+
+        async def job_states(self, ids: list[int]) -> dict[int, JobState]:
+            return {7: JobState("Done", "Execution Complete")}
+
+        async def call(self, system: str, service: str, method: str, *args: object) -> Any:
+            if method == "getJobLoggingInfo":
+                return []
+            assert method == "getSandboxesAssignedToEntity"
+            lookups.append(7)
+            return {"Output": ["SB:Store|/SandBox/7.tar.gz"]}
+
+        async def sandbox(self, location: str) -> bytes:
+            await trio.sleep(3.0)  # longer than the deadline below
+            return tarball.getvalue()
+
+    b = DiracBackend(SlowSandboxes(), output_dir=tmp_path)  # type: ignore[arg-type]
+    async with b.lifespan():
+        await b.poll([JobRef(1, "7", Status.RUNNING, "Running")])
+        completing = JobRef(1, "7", Status.COMPLETING, "Done")
+        with trio.move_on_after(2.0):
+            await b.finalise(completing)
+        done = await b.finalise(completing)
+    assert done.status == Status.COMPLETED
+    assert lookups == [7]  # one download, taken by the second attempt

@@ -72,11 +72,13 @@ class SandboxPrefetch:
 
     async def take(self, dirac_id: int) -> str | None:
         """Wait for the early download of `dirac_id` and say where it went; None if none was
-        started or it failed."""
-        fetch = self._fetches.pop(dirac_id, None)
+        started or it failed. Cancelled (a finalisation past its deadline, while the download
+        waits its turn): the download is left for the next take."""
+        fetch = self._fetches.get(dirac_id)
         if fetch is None:
             return None
         await fetch.done.wait()
+        self._fetches.pop(dirac_id, None)
         return fetch.where
 
     async def _run(self, dirac_id: int, target: Path, fetch: _Fetch) -> None:
