@@ -307,6 +307,24 @@ async def test_concurrent_tracks_deliver_each_entry_once_in_order(
     assert len(seen) == 4
 
 
+async def test_concurrent_tracks_of_one_job_store_it_once(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Each track checked what was tracked, then awaited the store: a second track of the
+    # same job came between and stored it again (two jobs, both polled).
+    ids: list[list[int]] = []
+    async with open_monitor(store, [FakeGrid()]) as monitor:
+
+        async def track() -> None:
+            ids.append(await monitor.track([NewJob("grid", "same", S.SUBMITTED)]))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(track)
+    assert len(store.jobs()) == 1
+    assert ids == [[store.jobs()[0].id]] * 3
+
+
 async def test_stop_before_run_is_kept_and_a_later_run_is_not_stopped(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:

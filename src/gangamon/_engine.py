@@ -1,16 +1,15 @@
-"""The Monitor: root of the task tree, and the single writer of job status.
+"""The Monitor: root of the task tree; what callers use.
 
 ```
 Monitor.run (root nursery)
-├── writer           takes reports from one bounded channel, applies them to the store in
-│                    batches (compare-and-set), tells subscribers and waiters
+├── writer           (_writer.py) takes reports and commands from one bounded channel, in
+│                    order: writes the store in batches (compare-and-set), tells the runners,
+│                    subscribers, callbacks and waiters
 └── backends nursery one BackendRunner.supervise per backend (see _supervise.py)
 ```
 
-Backends' reports flow one way: backend -> channel -> writer -> store -> subscribers. Two
-callers' writes go beside the writer: `track` adds jobs, and `kill` stores a killed job as
-killed by compare-and-set against the stored status (retried when stale). Every write is
-followed by `_publish`, which hands each journal entry to subscribers once, in order.
+Everything that writes goes one way: backend or caller -> channel -> writer -> store ->
+followers. `track`, `kill` and `load_new` are commands to the writer.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import contextlib
 import logging
 import math
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -28,16 +26,14 @@ import trio
 from ._astore import AsyncStore
 from ._errors import GangamonError, UnknownJob, single_exception
 from ._metrics import Histogram
-from ._status import ACTIVE, Status, can_transition
-from ._store import JournalEntry, NewJob, Outcome, Store, Transition
+from ._status import ACTIVE, Status
+from ._store import JournalEntry, NewJob, Outcome, Store
 from ._subscribe import Subscription
-from ._supervise import BackendRunner, BackendStatistics, Report
-from .backends._protocol import Backend, JobRef
+from ._supervise import BackendRunner, BackendStatistics
+from ._writer import Item, Writer, ref_of
+from .backends._protocol import Backend
 
 log = logging.getLogger("gangamon.engine")
-
-#: Tries at storing a kill against a status another process keeps changing.
-_KILL_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,22 +75,20 @@ class Monitor:
             raise ValueError(f"backend names must be unique, got {names}")
         rng = random.Random(seed)
         self._runners = {b.name: BackendRunner(b, rng=rng) for b in backends}
+        self._writer = Writer(self.store, self._runners, batch_size=batch_size)
         self._grace = grace
-        self._batch_size = batch_size
         self._queue_size = queue_size
         self._stop = trio.Event()
         self._running = False
-        self._subscribers: set[Subscription] = set()
-        self._callbacks: list[Callable[[JournalEntry], object]] = []
-        self._waiters: dict[int, list[tuple[frozenset[Status], trio.Event]]] = {}
-        self._receive: trio.MemoryReceiveChannel[Report] | None = None
-        self._last_seq = 0
-        self._batches = self._applied = self._illegal = self._out_of_order = 0
+        self._receive: trio.MemoryReceiveChannel[Item] | None = None
         #: Jobs above this id that are active in the store are `load_new`'s to pick up.
         self._seen_id = 0
         self._untracked: set[int] = set()
-        #: Seconds from a change at the backend (where it says when) to its being stored.
-        self.detection = Histogram()
+
+    @property
+    def detection(self) -> Histogram:
+        """Seconds from a change at the backend (where it says when) to its being stored."""
+        return self._writer.detection
 
     # -- running ---------------------------------------------------------------------------
 
@@ -117,24 +111,27 @@ class Monitor:
             raise single_exception(group) from None
         finally:
             self._running = False
+            self._writer.take_commands(None)
             # Afresh for a later run; a stop() asked before this run began was kept.
             self._stop = trio.Event()
 
     async def _run(self, task_status: trio.TaskStatus[Monitor]) -> None:
-        self._last_seq = await self.store.last_seq()
         await self._load()
-        send, receive = trio.open_memory_channel[Report](self._queue_size)
+        send, receive = trio.open_memory_channel[Item](self._queue_size)
         self._receive = receive
         async with trio.open_nursery() as root:
-            root.start_soon(self._writer, receive)
-            async with send, trio.open_nursery() as backends:
-                for runner in self._runners.values():
-                    await backends.start(runner.supervise, send.clone())
-                task_status.started(self)
-                await self._stop.wait()
-                for runner in self._runners.values():
-                    runner.stop()
-                backends.cancel_scope.deadline = trio.current_time() + self._grace
+            root.start_soon(self._writer.run, receive)
+            async with send, send.clone() as commands:
+                self._writer.take_commands(commands)
+                async with trio.open_nursery() as backends:
+                    for runner in self._runners.values():
+                        await backends.start(runner.supervise, send.clone())
+                    task_status.started(self)
+                    await self._stop.wait()
+                    for runner in self._runners.values():
+                        runner.stop()
+                    backends.cancel_scope.deadline = trio.current_time() + self._grace
+                self._writer.take_commands(None)
             # `send` and every clone are closed: the writer drains the channel and returns.
 
     def stop(self) -> None:
@@ -146,7 +143,9 @@ class Monitor:
         for runner in self._runners.values():
             runner.clear()
             for record in await self.store.active_jobs(runner.name):
-                runner.load(_ref(record.id, record.backend_id, record.status, record.native_status))
+                runner.load(
+                    ref_of(record.id, record.backend_id, record.status, record.native_status)
+                )
                 self._seen_id = max(self._seen_id, record.id)
         known = set(self._runners)
         orphans = [j.id for j in await self.store.active_jobs() if j.backend not in known]
@@ -155,126 +154,6 @@ class Monitor:
                 "%d active jobs belong to backends not configured here; left alone", len(orphans)
             )
 
-    # -- the writer ------------------------------------------------------------------------
-
-    async def _writer(self, receive: trio.MemoryReceiveChannel[Report]) -> None:
-        """Apply reports in batches until every sender has closed.
-
-        Cancelled: what is already in the channel is written under a shielded scope.
-        """
-        async with receive:
-            try:
-                async for first in receive:
-                    batch = [first]
-                    while len(batch) < self._batch_size:
-                        try:
-                            batch.append(receive.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                    with trio.CancelScope(shield=True):
-                        await self._apply(batch)
-            finally:
-                with trio.move_on_after(1.0, shield=True):
-                    rest = []
-                    with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
-                        while True:
-                            rest.append(receive.receive_nowait())
-                    if rest:
-                        await self._apply(rest)
-
-    async def _apply(self, reports: list[Report]) -> None:
-        transitions: list[Transition] = []
-        owners: list[tuple[BackendRunner, float, float | None]] = []
-        pending: dict[int, tuple[Status, str | None]] = {}
-        for report in reports:
-            runner, update = report.runner, report.update
-            ref = runner.jobs.get(update.job)
-            if ref is None:
-                continue  # finished, untracked or killed since the call started
-            if report.observed < runner.observed.get(update.job, -math.inf):
-                self._out_of_order += 1
-                continue
-            status, native = pending.get(ref.id, (ref.status, ref.native_status))
-            target = update.status
-            if target == Status.COMPLETED and runner.backend.finalises and not report.finalised:
-                target = Status.COMPLETING
-            if target == status and update.native_status == native:
-                continue
-            if not can_transition(status, target):
-                self._illegal += 1
-                log.warning(
-                    "backend %s: job %d: refused %s -> %s (%s)",
-                    runner.name,
-                    ref.id,
-                    status,
-                    target,
-                    update.reason or "no reason given",
-                    extra={"backend": runner.name, "job": ref.id},
-                )
-                continue
-            transitions.append(
-                Transition(
-                    ref.id, status, target, update.native_status, update.reason, update.details
-                )
-            )
-            owners.append((runner, report.observed, update.changed))
-            pending[ref.id] = (target, update.native_status)
-        if not transitions:
-            return
-        outcomes = await self.store.apply(transitions)
-        stored_at = time.time()
-        self._batches += 1
-        for t, (runner, observed, changed), outcome in zip(
-            transitions, owners, outcomes, strict=True
-        ):
-            tracked = runner.jobs.get(t.job)
-            if tracked is None:
-                continue  # untracked or killed while the batch was being written
-            if outcome is Outcome.APPLIED:
-                self._applied += 1
-                if changed is not None:
-                    self.detection.observe(stored_at - changed)
-                runner.observed[t.job] = observed
-                self._stored(runner, _ref(t.job, tracked.backend_id, t.new, t.native_status))
-            elif outcome is Outcome.STALE:
-                # Someone else (a CLI, Ganga) changed the job: believe the store.
-                record = await self.store.get(t.job)
-                self._stored(
-                    runner, _ref(t.job, record.backend_id, record.status, record.native_status)
-                )
-            elif outcome is Outcome.UNKNOWN_JOB:
-                runner.discard(t.job)
-        await self._publish()
-
-    def _stored(self, runner: BackendRunner, ref: JobRef) -> None:
-        if ref.id not in runner.jobs:
-            return  # untracked meanwhile
-        if ref.status in ACTIVE:
-            runner.replace(ref)
-        else:
-            runner.discard(ref.id)
-
-    async def _publish(self) -> None:
-        entries = await self.store.journal(after=self._last_seq)
-        # The writer, track and kill all publish: another may have delivered some of these
-        # during the await. Nothing awaits from here on, so each entry goes out once, in order.
-        entries = [e for e in entries if e.seq > self._last_seq]
-        if not entries:
-            return
-        self._last_seq = entries[-1].seq
-        for entry in entries:
-            for subscription in list(self._subscribers):
-                if not subscription.offer(entry):
-                    self._subscribers.discard(subscription)
-            for callback in self._callbacks:
-                try:
-                    callback(entry)
-                except Exception:
-                    log.exception("change callback %r failed on %s", callback, entry)
-            for statuses, event in self._waiters.get(entry.job, ()):
-                if entry.new in statuses:
-                    event.set()
-
     # -- for callers -----------------------------------------------------------------------
 
     async def track(self, jobs: Sequence[NewJob]) -> list[int]:
@@ -282,15 +161,22 @@ class Monitor:
         return their ids, in order.
 
         An active job whose backend already monitors one under the same backend id (tracked
-        before, or earlier in `jobs`) is not stored again: its id is that job's, and it is
-        polled or watched once (a parent named by its future id counts only the jobs stored).
-        Raises `ValueError` naming a backend this monitor does not run; nothing is stored then.
+        before, or earlier in `jobs`, or by a `track` call just before) is not stored again:
+        its id is that job's, and it is polled or watched once (a parent named by its future
+        id counts only the jobs stored). Raises `ValueError` naming a backend this monitor
+        does not run; nothing is stored then. Cancelled: the jobs are stored all the same.
         """
         for job in jobs:
             if job.backend not in self._runners:
                 raise ValueError(
                     f"unknown backend {job.backend!r} (configured: {', '.join(self._runners)})"
                 )
+        jobs = list(jobs)
+        return await self._writer.submit(lambda: self._store_new(jobs))
+
+    async def _store_new(self, jobs: list[NewJob]) -> list[int]:
+        """`track`'s write, in the writer's turn (so that no other track comes between the
+        check of what is tracked and the adding)."""
         ids: list[int] = [0] * len(jobs)
         stored: list[int] = []  # positions in `jobs` of the jobs to store
         first: dict[tuple[str, str], int] = {}  # position of each active job to store
@@ -313,17 +199,19 @@ class Monitor:
             job = jobs[position]
             if job.status in ACTIVE and job.backend_id is not None:
                 self._runners[job.backend].add(
-                    _ref(job_id, job.backend_id, job.status, job.native_status)
+                    ref_of(job_id, job.backend_id, job.status, job.native_status)
                 )
         for position, earlier in repeats:
             ids[position] = ids[earlier]
-        await self._publish()
+        await self._writer.publish()
         return ids
 
     async def load_new(self) -> int:
         """Start monitoring the active jobs that another process (`gangamon track`, Ganga)
-        added to the store since the last look; return how many. Cancelled: the ones seen so
-        far are monitored, the rest are found by the next call."""
+        added to the store since the last look; return how many."""
+        return await self._writer.submit(self._load_new)
+
+    async def _load_new(self) -> int:
         found = 0
         for record in await self.store.jobs(statuses=ACTIVE, after=self._seen_id):
             self._seen_id = record.id
@@ -331,7 +219,9 @@ class Monitor:
             if runner is None or record.id in runner.jobs or record.id in self._untracked:
                 continue
             if record.backend_id:
-                runner.add(_ref(record.id, record.backend_id, record.status, record.native_status))
+                runner.add(
+                    ref_of(record.id, record.backend_id, record.status, record.native_status)
+                )
                 found += 1
         return found
 
@@ -343,7 +233,7 @@ class Monitor:
                 runner.discard(job)
 
     async def kill(self, job: int) -> None:
-        """Kill `job` through its backend, then store it as killed.
+        """Kill `job` through its backend, then store it as killed (a command to the writer).
 
         Raises `UnknownJob` if no backend here monitors it, and the backend's error if the
         kill fails (the job is then monitored as before). Cancelled: the backend call is
@@ -363,23 +253,13 @@ class Monitor:
         except BaseException:
             runner.add(ref)  # not killed after all: keep watching it
             raise
-        status, outcome = ref.status, Outcome.STALE
-        for _ in range(_KILL_ATTEMPTS):
-            [outcome] = await self.store.apply(
-                [Transition(job, status, Status.KILLED, reason="killed")]
-            )
-            if outcome is not Outcome.STALE:
-                break
-            status = (await self.store.get(job)).status
-            if status not in ACTIVE:
-                log.info("job %d ended %s before its kill took effect", job, status.value)
-                outcome = Outcome.UNCHANGED
-                break
-        await self._publish()
-        if outcome not in (Outcome.APPLIED, Outcome.UNCHANGED):
+        status, result = await self._writer.submit(
+            lambda: self._writer.store_killed(job, ref.status)
+        )
+        if result not in (Outcome.APPLIED, Outcome.UNCHANGED):
             raise GangamonError(
                 f"job {job}: killed at its backend, but the store refused {status.value} -> "
-                f"killed ({outcome.value})"
+                f"killed ({result.value})"
             )
 
     async def wait_for(
@@ -392,27 +272,7 @@ class Monitor:
 
         Raises `UnknownJob`, or `TimeoutError` after `timeout` seconds.
         """
-        wanted = frozenset(statuses)
-        event = trio.Event()
-        entry = (wanted, event)
-        self._waiters.setdefault(job, []).append(entry)
-        current: Status | None = None
-        try:
-            current = (await self.store.get(job)).status
-            if current in wanted:
-                return current
-            with trio.fail_after(timeout):
-                await event.wait()
-            return (await self.store.get(job)).status
-        except trio.TooSlowError:
-            raise TimeoutError(
-                f"job {job} not in {sorted(s.value for s in wanted)} after {timeout} s"
-                f" (now {current})"
-            ) from None
-        finally:
-            self._waiters[job].remove(entry)
-            if not self._waiters[job]:
-                del self._waiters[job]
+        return await self._writer.wait_for(job, statuses, timeout)
 
     @contextlib.asynccontextmanager
     async def changes(self, buffer: int = 10_000) -> AsyncIterator[Subscription]:
@@ -423,26 +283,27 @@ class Monitor:
         `SubscriberLagged`, naming the last seq it got, so it can resume from the store.
         """
         subscription = Subscription(buffer)
-        self._subscribers.add(subscription)
+        self._writer.subscribers.add(subscription)
         try:
             yield subscription
         finally:
-            self._subscribers.discard(subscription)
+            self._writer.subscribers.discard(subscription)
             subscription.close()
 
     def on_change(self, callback: Callable[[JournalEntry], object]) -> None:
         """Call `callback(entry)` in the writer after each commit. It must not block."""
-        self._callbacks.append(callback)
+        self._writer.callbacks.append(callback)
 
     def statistics(self) -> MonitorStatistics:
+        writer = self._writer
         return MonitorStatistics(
             backends={name: r.statistics() for name, r in self._runners.items()},
             queue_depth=(self._receive.statistics().current_buffer_used if self._receive else 0),
-            batches=self._batches,
-            applied=self._applied,
-            illegal=self._illegal,
-            out_of_order=self._out_of_order,
-            subscribers=len(self._subscribers),
+            batches=writer.batches,
+            applied=writer.applied,
+            illegal=writer.illegal,
+            out_of_order=writer.out_of_order,
+            subscribers=len(writer.subscribers),
         )
 
 
@@ -468,7 +329,3 @@ async def open_monitor(
                 monitor.stop()
     except BaseExceptionGroup as group:
         raise single_exception(group) from None
-
-
-def _ref(job: int, backend_id: str | None, status: Status, native: str | None) -> JobRef:
-    return JobRef(job, backend_id or "", status, native)

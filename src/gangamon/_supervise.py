@@ -27,9 +27,10 @@ FINALISE_ATTEMPTS = 5
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """An update on its way to the writer. `observed` orders reports of the same job."""
+    """An update from the backend of that name on its way to the writer. `observed` orders
+    reports of the same job."""
 
-    runner: BackendRunner
+    backend: str
     observed: float
     update: Update
     #: From `finalise`: the move out of completing, not a fresh report of completion.
@@ -57,7 +58,8 @@ class BackendStatistics:
 
 
 class BackendRunner:
-    """Drives one backend for the engine. Only the engine's writer changes `jobs`."""
+    """Drives one backend for the engine. Its table of tracked jobs is the writer's to change;
+    `untrack` and `kill` only take jobs out."""
 
     def __init__(self, backend: Backend, *, rng: random.Random) -> None:
         self.backend = backend
@@ -373,7 +375,7 @@ class BackendRunner:
                     update.native_status,
                 ):
                     continue  # nothing new: most reports of a sweep, kept off the channel
-                await self._send.send(Report(self, observed, update))
+                await self._send.send(Report(self.name, observed, update))
             else:
                 self.garbage += 1
                 log.warning(
@@ -413,7 +415,9 @@ class BackendRunner:
         try:
             with scope:
                 update = await self._finalise_attempts(job)
-                await self._send.send(Report(self, trio.current_time(), update, finalised=True))
+                await self._send.send(
+                    Report(self.name, trio.current_time(), update, finalised=True)
+                )
         finally:
             if self._finalisers.get(job.id) is scope:
                 del self._finalisers[job.id]

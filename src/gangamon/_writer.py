@@ -1,0 +1,308 @@
+"""The writer: the one task that changes the store's jobs and tells whoever follows them.
+
+Everything that writes reaches it on one channel, in order: the backends' reports
+(`Report`, plain data) and the callers' commands (`Command`: `track` storing new jobs,
+`kill` storing a killed job, `load_new` taking another process's jobs). It owns the journal
+cursor, the subscribers, the `on_change` callbacks, the waiters and the detection
+histogram, and it updates the runners' tables of tracked jobs; nothing else does, except
+that `untrack` and `kill` take jobs out of them (that stops work, and writes nothing).
+
+Where reports are sifted: a runner keeps off the channel a report equal to the job's last
+stored status (most of a sweep); the writer drops one that is stale (older than the last
+applied, or about a job no longer tracked) or unchanged against what it has pending, and
+refuses an illegal move. The store then applies each move by compare-and-set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, Generic, TypeVar
+
+import trio
+
+from ._astore import AsyncStore
+from ._errors import GangamonError
+from ._metrics import Histogram
+from ._status import ACTIVE, Status, can_transition
+from ._store import JournalEntry, Outcome, Transition
+from ._subscribe import Subscription
+from ._supervise import BackendRunner, Report
+from .backends._protocol import JobRef
+
+log = logging.getLogger("gangamon.engine")
+
+T = TypeVar("T")
+
+#: Tries at storing a kill against a status another process keeps changing.
+KILL_ATTEMPTS = 3
+
+
+class Command(Generic[T]):
+    """`action`, to be carried out by the writer in its turn; `reply()` waits for its outcome."""
+
+    def __init__(self, action: Callable[[], Awaitable[T]]) -> None:
+        self.action = action
+        self._done = trio.Event()
+        self._value: tuple[T] | None = None
+        self._error: Exception | None = None
+
+    async def carry_out(self) -> None:
+        """Run the action, keeping its value or its error for `reply`; a cancellation is the
+        writer's own and goes on up."""
+        try:
+            self._value = (await self.action(),)
+        except Exception as e:
+            self._error = e
+        finally:
+            self._done.set()
+
+    async def reply(self) -> T:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        if self._value is None:
+            raise GangamonError("the monitor stopped before it carried this out")
+        return self._value[0]
+
+
+Item = Report | Command[Any]
+
+
+class Writer:
+    """Applies reports and commands to `store` for `runners` (by backend name)."""
+
+    def __init__(
+        self, store: AsyncStore, runners: Mapping[str, BackendRunner], *, batch_size: int
+    ) -> None:
+        self.store = store
+        self._runners = runners
+        self._batch_size = batch_size
+        #: Where commands go while the writer takes them (see `open_commands`).
+        self._commands: trio.MemorySendChannel[Item] | None = None
+        self._last_seq = 0
+        self.subscribers: set[Subscription] = set()
+        self.callbacks: list[Callable[[JournalEntry], object]] = []
+        self._waiters: dict[int, list[tuple[frozenset[Status], trio.Event]]] = {}
+        #: Seconds from a change at the backend (where it says when) to its being stored.
+        self.detection = Histogram()
+        self.batches = self.applied = self.illegal = self.out_of_order = 0
+
+    # -- the task --------------------------------------------------------------------------
+
+    async def run(self, receive: trio.MemoryReceiveChannel[Item]) -> None:
+        """Carry out what arrives, in batches, until every sender has closed.
+
+        Each batch is written under a shielded scope; cancelled, what is already in the
+        channel is written too (within one second).
+        """
+        self._last_seq = await self.store.last_seq()
+        async with receive:
+            try:
+                async for first in receive:
+                    batch = [first]
+                    while len(batch) < self._batch_size:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    with trio.CancelScope(shield=True):
+                        await self._handle(batch)
+            finally:
+                with trio.move_on_after(1.0, shield=True):
+                    rest: list[Item] = []
+                    try:
+                        while True:
+                            rest.append(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        pass
+                    await self._handle(rest)
+
+    def take_commands(self, send: trio.MemorySendChannel[Item] | None) -> None:
+        """Commands go through `send` (a clone the caller closes) from now on; None: they are
+        carried out at once, in the caller's task (no writer is running)."""
+        self._commands = send
+
+    async def submit(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Have `action` carried out in the writer's turn, after what is already queued; its
+        result. Cancelled: the writer still carries it out."""
+        command = Command(action)
+        send = self._commands
+        if send is None:
+            await command.carry_out()
+        else:
+            try:
+                await send.send(command)
+            except trio.ClosedResourceError:  # the monitor has stopped meanwhile
+                await command.carry_out()
+        return await command.reply()
+
+    async def _handle(self, items: list[Item]) -> None:
+        reports: list[Report] = []
+        for item in items:
+            if isinstance(item, Report):
+                reports.append(item)
+                continue
+            if reports:
+                await self._apply(reports)
+                reports = []
+            await item.carry_out()
+        if reports:
+            await self._apply(reports)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    async def _apply(self, reports: list[Report]) -> None:
+        transitions: list[Transition] = []
+        owners: list[tuple[BackendRunner, float, float | None]] = []
+        pending: dict[int, tuple[Status, str | None]] = {}
+        for report in reports:
+            runner, update = self._runners[report.backend], report.update
+            ref = runner.jobs.get(update.job)
+            if ref is None:
+                continue  # finished, untracked or killed since the call started
+            if report.observed < runner.observed.get(update.job, -math.inf):
+                self.out_of_order += 1
+                continue
+            status, native = pending.get(ref.id, (ref.status, ref.native_status))
+            target = update.status
+            if target == Status.COMPLETED and runner.backend.finalises and not report.finalised:
+                target = Status.COMPLETING
+            if target == status and update.native_status == native:
+                continue
+            if not can_transition(status, target):
+                self.illegal += 1
+                log.warning(
+                    "backend %s: job %d: refused %s -> %s (%s)",
+                    runner.name,
+                    ref.id,
+                    status,
+                    target,
+                    update.reason or "no reason given",
+                    extra={"backend": runner.name, "job": ref.id},
+                )
+                continue
+            transitions.append(
+                Transition(
+                    ref.id, status, target, update.native_status, update.reason, update.details
+                )
+            )
+            owners.append((runner, report.observed, update.changed))
+            pending[ref.id] = (target, update.native_status)
+        if not transitions:
+            return
+        outcomes = await self.store.apply(transitions)
+        stored_at = time.time()
+        self.batches += 1
+        for t, (runner, observed, changed), result in zip(
+            transitions, owners, outcomes, strict=True
+        ):
+            tracked = runner.jobs.get(t.job)
+            if tracked is None:
+                continue  # untracked or killed while the batch was being written
+            if result is Outcome.APPLIED:
+                self.applied += 1
+                if changed is not None:
+                    self.detection.observe(stored_at - changed)
+                runner.observed[t.job] = observed
+                self.stored(runner, ref_of(t.job, tracked.backend_id, t.new, t.native_status))
+            elif result is Outcome.STALE:
+                # Someone else (a CLI, Ganga) changed the job: believe the store.
+                record = await self.store.get(t.job)
+                self.stored(
+                    runner, ref_of(t.job, record.backend_id, record.status, record.native_status)
+                )
+            elif result is Outcome.UNKNOWN_JOB:
+                runner.discard(t.job)
+        await self.publish()
+
+    def stored(self, runner: BackendRunner, ref: JobRef) -> None:
+        """Tell `runner` what the store now holds for a job it tracks."""
+        if ref.id not in runner.jobs:
+            return  # untracked meanwhile
+        if ref.status in ACTIVE:
+            runner.replace(ref)
+        else:
+            runner.discard(ref.id)
+
+    # -- what commands write ---------------------------------------------------------------
+
+    async def store_killed(self, job: int, status: Status) -> tuple[Status, Outcome]:
+        """Store `job`, last known in `status`, as killed; (the status moved from, outcome).
+
+        A stale move is tried again from the stored status; a job that ended meanwhile keeps
+        its end (UNCHANGED).
+        """
+        result = Outcome.STALE
+        for _ in range(KILL_ATTEMPTS):
+            [result] = await self.store.apply(
+                [Transition(job, status, Status.KILLED, reason="killed")]
+            )
+            if result is not Outcome.STALE:
+                break
+            status = (await self.store.get(job)).status
+            if status not in ACTIVE:
+                log.info("job %d ended %s before its kill took effect", job, status.value)
+                result = Outcome.UNCHANGED
+                break
+        await self.publish()
+        return status, result
+
+    # -- followers -------------------------------------------------------------------------
+
+    async def publish(self) -> None:
+        """Hand each journal entry written since the last call to every follower, once."""
+        entries = await self.store.journal(after=self._last_seq)
+        # Outside the writer's task (no writer running) calls can overlap: drop what another
+        # delivered during the await. Nothing awaits from here on.
+        entries = [e for e in entries if e.seq > self._last_seq]
+        if not entries:
+            return
+        self._last_seq = entries[-1].seq
+        for entry in entries:
+            for subscription in list(self.subscribers):
+                if not subscription.offer(entry):
+                    self.subscribers.discard(subscription)
+            for callback in self.callbacks:
+                try:
+                    callback(entry)
+                except Exception:
+                    log.exception("change callback %r failed on %s", callback, entry)
+            for statuses, event in self._waiters.get(entry.job, ()):
+                if entry.new in statuses:
+                    event.set()
+
+    async def wait_for(
+        self,
+        job: int,
+        statuses: Collection[Status],
+        timeout: float,  # noqa: ASYNC109 - Monitor.wait_for's, part of its API
+    ) -> Status:
+        """See `Monitor.wait_for`."""
+        wanted = frozenset(statuses)
+        event = trio.Event()
+        entry = (wanted, event)
+        self._waiters.setdefault(job, []).append(entry)
+        current: Status | None = None
+        try:
+            current = (await self.store.get(job)).status
+            if current in wanted:
+                return current
+            with trio.fail_after(timeout):
+                await event.wait()
+            return (await self.store.get(job)).status
+        except trio.TooSlowError:
+            raise TimeoutError(
+                f"job {job} not in {sorted(s.value for s in wanted)} after {timeout} s"
+                f" (now {current})"
+            ) from None
+        finally:
+            self._waiters[job].remove(entry)
+            if not self._waiters[job]:
+                del self._waiters[job]
+
+
+def ref_of(job: int, backend_id: str | None, status: Status, native: str | None) -> JobRef:
+    return JobRef(job, backend_id or "", status, native)
