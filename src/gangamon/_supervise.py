@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import trio
 
+from ._backoff import backoff
 from ._errors import single_exception
+from ._jobtable import JobTable
 from ._status import Status
 from .backends._protocol import Backend, BackendUnavailable, JobRef, Update
 
@@ -68,11 +69,7 @@ class BackendRunner:
         #: Log records' own fields (see `_logs`): which backend a record is about.
         self._tag = {"backend": self.name}
         #: The jobs this backend still has to report on, as last stored.
-        self.jobs: dict[int, JobRef] = {}
-        #: The same jobs by backend id.
-        self._by_backend_id: dict[str, int] = {}
-        #: When the newest applied report of a job was observed: older ones are out of order.
-        self.observed: dict[int, float] = {}
+        self.jobs = JobTable()
         self.limiter = trio.CapacityLimiter(self.settings.concurrency)
         self.finalise_limiter = trio.CapacityLimiter(self.settings.finalise_concurrency)
         self.interval = self.settings.poll_interval
@@ -83,8 +80,6 @@ class BackendRunner:
         self.problem: str | None = None
         self._rng = rng
         self._fresh: set[int] = set()
-        # Kept up to date on every change, so that statistics() costs nothing at 10^5 jobs.
-        self._by_status: Counter[Status] = Counter()
         self._wake = trio.Event()
         self._watches: dict[int, trio.CancelScope] = {}
         self._finalisers: dict[int, trio.CancelScope] = {}
@@ -98,47 +93,33 @@ class BackendRunner:
 
     def load(self, job: JobRef) -> None:
         """Track `job` from the store at start: the first sweep polls it."""
-        self._set(job)
+        self.jobs.put(job)
 
     def add(self, job: JobRef) -> None:
         """Track `job`: polled promptly, watched or finalised as its status asks."""
-        self._set(job)
+        self.jobs.put(job)
         self._fresh.add(job.id)
         self._wake.set()
         self._start_job_task(job)
 
     def replace(self, job: JobRef) -> None:
         """The writer stored a new status for `job`."""
-        self._set(job)
+        self.jobs.put(job)
         if job.status == Status.COMPLETING:
             self._start_job_task(job)
 
     def tracking(self, backend_id: str) -> int | None:
         """The id of the job this backend reports on under `backend_id`, if any."""
-        return self._by_backend_id.get(backend_id)
+        return self.jobs.tracking(backend_id)
 
     def discard(self, job: int) -> None:
         """Stop all work on `job` (finished, untracked, killed)."""
-        gone = self.jobs.pop(job, None)
-        if gone is not None:
-            self._by_status[gone.status] -= 1
-            if self._by_backend_id.get(gone.backend_id) == job:
-                del self._by_backend_id[gone.backend_id]
-        self.observed.pop(job, None)
+        self.jobs.remove(job)
         self._fresh.discard(job)
         for tasks in (self._watches, self._finalisers):
             scope = tasks.pop(job, None)
             if scope is not None:
                 scope.cancel()
-
-    def _set(self, job: JobRef) -> None:
-        old = self.jobs.get(job.id)
-        if old is not None:
-            self._by_status[old.status] -= 1
-        self._by_status[job.status] += 1
-        self.jobs[job.id] = job
-        if job.backend_id:
-            self._by_backend_id[job.backend_id] = job.id
 
     def clear(self) -> None:
         """Forget every job (before loading them again from the store)."""
@@ -176,7 +157,7 @@ class BackendRunner:
             limiter_borrowed=self.limiter.borrowed_tokens,
             limiter_total=int(self.limiter.total_tokens),
             finalising=self.finalise_limiter.borrowed_tokens,
-            jobs_by_status={s: n for s, n in self._by_status.items() if n},
+            jobs_by_status=self.jobs.by_status(),
             last_poll_latency=self.last_poll_latency,
             interval=self.interval,
             problem=self.problem,
@@ -213,10 +194,13 @@ class BackendRunner:
                     self.restarts += 1
                     if trio.current_time() - started > self.settings.max_restart_delay:
                         crashes = 0  # it ran well for a while: start the backoff afresh
-                    delay = min(
-                        self.settings.restart_delay * 2**crashes, self.settings.max_restart_delay
-                    ) * self._rng.uniform(0.5, 1.0)
                     crashes += 1
+                    delay = backoff(
+                        crashes,
+                        self.settings.restart_delay,
+                        self.settings.max_restart_delay,
+                        self._rng.uniform(0.5, 1.0),
+                    )
                     cause = _unavailable(exc) or single_exception(exc)
                     if isinstance(cause, BackendUnavailable):
                         # A person has to act: say so once, then check back now and then.
@@ -299,7 +283,7 @@ class BackendRunner:
         while not self.stopping():
             await self._wake.wait()
             self._wake = trio.Event()
-            fresh = [self.jobs[j] for j in sorted(self._fresh) if j in self.jobs]
+            fresh = [ref for j in sorted(self._fresh) if (ref := self.jobs.get(j)) is not None]
             self._fresh.clear()
             if not self.stopping():
                 await self._sweep(self._pollable(fresh))
@@ -426,7 +410,7 @@ class BackendRunner:
         problem = ""
         for attempt in range(FINALISE_ATTEMPTS):
             if attempt:
-                await trio.sleep(min(self.settings.restart_delay * 2**attempt, 60.0))
+                await trio.sleep(backoff(attempt + 1, self.settings.restart_delay, 60.0))
             async with self.finalise_limiter:
                 try:
                     with trio.move_on_after(self.settings.call_deadline) as deadline:

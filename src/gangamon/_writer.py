@@ -163,7 +163,7 @@ class Writer:
             ref = runner.jobs.get(update.job)
             if ref is None:
                 continue  # finished, untracked or killed since the call started
-            if report.observed < runner.observed.get(update.job, -math.inf):
+            if report.observed < runner.jobs.observed.get(update.job, -math.inf):
                 self.out_of_order += 1
                 continue
             status, native = pending.get(ref.id, (ref.status, ref.native_status))
@@ -206,7 +206,7 @@ class Writer:
                 self.applied += 1
                 if changed is not None:
                     self.detection.observe(stored_at - changed)
-                runner.observed[t.job] = observed
+                runner.jobs.observed[t.job] = observed
                 self.stored(runner, ref_of(t.job, tracked.backend_id, t.new, t.native_status))
             elif result is Outcome.STALE:
                 # Someone else (a CLI, Ganga) changed the job: believe the store.
