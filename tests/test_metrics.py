@@ -20,11 +20,9 @@ from hypothesis import given, strategies as st
 
 from gangamon._engine import MonitorStatistics
 from gangamon._errors import GangamonError
+from gangamon._histogram import DETECTION_BUCKETS, Histogram, HistogramStatistics
 from gangamon._metrics import (
     CONTENT_TYPE,
-    DETECTION_BUCKETS,
-    Histogram,
-    HistogramStatistics,
     MetricsPortInUse,
     exposition,
     serve_metrics,

@@ -25,7 +25,7 @@ import trio
 
 from ._astore import AsyncStore
 from ._errors import GangamonError, UnknownJob, single_exception
-from ._metrics import Histogram
+from ._histogram import Histogram
 from ._status import ACTIVE, Status
 from ._store import JournalEntry, NewJob, Outcome, Store
 from ._subscribe import Subscription

@@ -1,4 +1,4 @@
-"""Prometheus metrics for a running Monitor: a histogram, the text exposition, an HTTP server.
+"""Prometheus metrics for a running Monitor: the text exposition, an HTTP server.
 
 No prometheus-client: its server thread would read the engine's state while trio mutates it.
 Here the page is rendered at request time on the trio thread, from `Monitor.statistics()`.
@@ -9,27 +9,23 @@ from __future__ import annotations
 import errno
 import logging
 import math
-from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from functools import partial
-from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING
 
 import h11
 import trio
 
 from ._errors import GangamonError
+from ._histogram import Histogram, HistogramStatistics
 from ._status import ACTIVE, Status
 
-if TYPE_CHECKING:  # the engine imports this module, for its Histogram
+if TYPE_CHECKING:
     from ._engine import MonitorStatistics
     from ._supervise import BackendStatistics
 
 log = logging.getLogger("gangamon.metrics")
 
-#: Upper bounds (seconds) for detection latency: a local exit in ms to a slow DIRAC sweep.
-DETECTION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, math.inf)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _CONNECTION_DEADLINE = 10.0
 
@@ -40,46 +36,6 @@ class MetricsPortInUse(GangamonError):
     def __init__(self, port: int, host: str) -> None:
         self.port, self.host = port, host
         super().__init__(f"metrics port {port} on {host} is already in use")
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramStatistics:
-    """A snapshot of a `Histogram`."""
-
-    #: (upper bound, observations <= it), ending with (+Inf, count).
-    buckets: tuple[tuple[float, int], ...]
-    sum: float
-    count: int
-
-
-class Histogram:
-    """Counts observations into fixed buckets (+Inf added if missing); `observe` is O(log n)."""
-
-    def __init__(self, bounds: Sequence[float] = DETECTION_BUCKETS) -> None:
-        bounds = [float(b) for b in bounds]
-        if bounds[-1:] != [math.inf]:
-            bounds.append(math.inf)
-        if any(math.isnan(b) for b in bounds) or any(a >= b for a, b in pairwise(bounds)):
-            raise ValueError(f"histogram bounds must be increasing numbers, got {bounds}")
-        self._bounds = tuple(bounds)
-        # Per bucket, not cumulative, so that an observation touches one counter.
-        self._counts = [0] * len(bounds)
-        self._sum = 0.0
-        self._count = 0
-
-    def observe(self, value: float) -> None:
-        """Count `value`; a negative one (clock skew against a worker node) as 0, NaN not at all."""
-        if math.isnan(value):
-            return
-        value = max(value, 0.0)
-        self._counts[bisect_left(self._bounds, value)] += 1
-        self._sum += value
-        self._count += 1
-
-    def statistics(self) -> HistogramStatistics:
-        return HistogramStatistics(
-            tuple(zip(self._bounds, accumulate(self._counts), strict=True)), self._sum, self._count
-        )
 
 
 def exposition(stats: MonitorStatistics, detection: Histogram) -> str:

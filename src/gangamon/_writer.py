@@ -25,7 +25,7 @@ import trio
 
 from ._astore import AsyncStore
 from ._errors import GangamonError
-from ._metrics import Histogram
+from ._histogram import Histogram
 from ._status import ACTIVE, Status, can_transition
 from ._store import JournalEntry, Outcome, Transition
 from ._subscribe import Subscription

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from ..backends.dirac._wire import FrameReader, WireError, frame, jdecode, s_error, s_ok
 from ._dirac_service import Hangup
-
-if TYPE_CHECKING:
-    from .dirac import DiracSim
+from ._served import Served
 
 #: DISET reads the proposal with a 1024-byte limit.
 MAX_PROPOSAL = 1024
@@ -51,7 +49,7 @@ def transfer_frames(result: dict[str, object]) -> TransferFrames:
     return TransferFrames(chunks, frame(s_ok([False, digest])) + frame(s_ok()))
 
 
-async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
+async def diset_connection(sim: Served, stream: trio.abc.Stream) -> None:
     """One DISET call: proposal, arguments, result; then the connection closes."""
     try:
         reader = FrameReader()
@@ -94,7 +92,7 @@ async def diset_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
 
 
 async def _transfer_to_client(
-    sim: DiracSim, stream: trio.abc.Stream, reader: FrameReader, service: str
+    sim: Served, stream: trio.abc.Stream, reader: FrameReader, service: str
 ) -> None:
     await stream.send_all(frame(s_ok()))
     arrived = trio.current_time()

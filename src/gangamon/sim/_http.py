@@ -12,16 +12,13 @@ download.
 from __future__ import annotations
 
 import gzip
-from typing import TYPE_CHECKING
 
 import h11
 import trio
 
 from ..backends.dirac._wire import WireError, jencode, parse_tornado_body
 from ._dirac_service import Hangup
-
-if TYPE_CHECKING:
-    from .dirac import DiracSim
+from ._served import Served
 
 Reply = tuple[int, str, bytes]
 _SANDBOX_PATH = "/WorkloadManagement/SandboxStore/SandBox/"
@@ -30,7 +27,7 @@ _GZIP_MIN_LENGTH = 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
+async def http_connection(sim: Served, stream: trio.abc.Stream) -> None:
     """One keep-alive connection: requests in turn until the client closes or a fault."""
     try:
         conn = h11.Connection(h11.SERVER)
@@ -73,7 +70,7 @@ async def http_connection(sim: DiracSim, stream: trio.abc.Stream) -> None:
 
 
 async def _respond(
-    sim: DiracSim, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
+    sim: Served, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
 ) -> Reply | None:
     target = request.target.decode(errors="replace")
     if isinstance(stream, trio.SSLStream) and not stream.getpeercert():

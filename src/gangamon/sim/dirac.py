@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar, cast
+from dataclasses import dataclass
+from typing import Literal, cast
 
 import trio
 
@@ -41,10 +40,10 @@ from ._http import http_connection
 from ._job_facts import SITE_SES, sandbox_tarball
 from ._resource_status import ResourceStatus
 from ._sandbox_store import SandboxStore
+from ._served import Encoded, SimStatistics as SimStatistics
 
 FAULTS = ("s_error", "http500", "reset", "hang")
 #: What a face encodes a result into (bytes, or frames, or a reply with its content type).
-Encoded = TypeVar("Encoded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +67,6 @@ class LatencyModel:
         if rng.random() < self.tail_probability:
             delay += self.tail_scale * rng.paretovariate(self.tail_shape)
         return delay
-
-
-@dataclass(slots=True)
-class SimStatistics:
-    calls: Counter[str] = field(default_factory=Counter)
-    in_flight: int = 0
-    peak_in_flight: int = 0
-    refused_connections: int = 0
-    faults_served: Counter[str] = field(default_factory=Counter)
-    unauthenticated: int = 0
 
 
 class DiracSim:

@@ -1,0 +1,51 @@
+"""What the simulator's faces (HTTPS in `_http`, dips in `_diset`) need of the simulator they
+serve, so that they need not import it (it imports them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import trio
+
+from ._dirac_service import Hangup
+from ._sandbox_store import SandboxStore
+
+Encoded = TypeVar("Encoded")
+
+
+@dataclass(slots=True)
+class SimStatistics:
+    calls: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    refused_connections: int = 0
+    faults_served: Counter[str] = field(default_factory=Counter)
+    unauthenticated: int = 0
+
+
+class Served(Protocol):
+    """A simulator, as its faces see it (`DiracSim`)."""
+
+    @property
+    def stats(self) -> SimStatistics: ...
+
+    @property
+    def sandbox(self) -> SandboxStore: ...
+
+    async def call(
+        self,
+        stream: trio.abc.Stream,
+        service: str,
+        method: str,
+        args: list[object],
+        encode: Callable[[dict[str, object]], Encoded],
+        *,
+        arrived: float,
+    ) -> Encoded | Hangup: ...
+
+    def reply_sent(self, seconds: float) -> None: ...
+
+    def sandbox_file(self, name: str) -> bytes | None: ...
