@@ -14,10 +14,10 @@ from gangamon import BackendError, BackendSettings, Monitor, NewJob, Status, Sto
 from gangamon.backends.slurm import (
     SlurmBackend,
     UnknownSlurmState,
-    ganga_status,
     parse_sacct,
     parse_scontrol_job,
     parse_squeue,
+    slurm_status,
 )
 
 FINISHED = [Status.COMPLETED, Status.FAILED, Status.KILLED, Status.UNKNOWN]
@@ -31,12 +31,12 @@ FINISHED = [Status.COMPLETED, Status.FAILED, Status.KILLED, Status.UNKNOWN]
      ("CANCELLED", "killed"), ("CANCELLED by 0", "killed"), ("SUSPENDED", "running")],
 )  # fmt: skip
 def test_states(state: str, status: str) -> None:
-    assert ganga_status(state) == status
+    assert slurm_status(state) == status
 
 
 def test_unknown_state_names_it() -> None:
     with pytest.raises(UnknownSlurmState, match="'EXPLODED'"):
-        ganga_status("EXPLODED")
+        slurm_status("EXPLODED")
 
 
 def test_parsers() -> None:

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from gangamon import MonitorStatistics, NewJob, Status, Store, Transition
 from gangamon._astore import AsyncStore
-from gangamon._service import Snapshot, statistics_path
+from gangamon._standalone import Snapshot, statistics_path
 from gangamon._supervise import BackendStatistics
 from gangamon._view import CallRates, active_jobs, collect, render, render_text
 from gangamon.cli import main

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from . import _demo, _doctor, _logs, _service
+from . import _demo, _doctor, _logs, _standalone
 from ._astore import AsyncStore
 from ._config import Config, load_config
 from ._errors import GangamonError, StoreError, single_exception
@@ -120,7 +120,7 @@ def cli(
 def run(settings: Settings, metrics_port: int | None) -> None:
     """Monitor the store's jobs until SIGINT or SIGTERM; then stop gracefully."""
     config = dataclasses.replace(settings.config, store=settings.store)
-    trio.run(partial(_service.serve, config, metrics_port=metrics_port or config.metrics_port))
+    trio.run(partial(_standalone.serve, config, metrics_port=metrics_port or config.metrics_port))
 
 
 @cli.command()
@@ -250,7 +250,7 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
         live = None if once or not console.is_terminal else Live(console=console)
         with live if live is not None else contextlib.nullcontext():
             while True:
-                snapshot = _service.read_snapshot(path)
+                snapshot = _standalone.read_snapshot(path)
                 health = None if snapshot is None else snapshot.statistics.backends
                 per_second = {} if snapshot is None else rates.update(snapshot.time, health or {})
                 note = "" if snapshot else "no monitor is running on this store (gangamon run)"

@@ -37,7 +37,7 @@ class UnknownSlurmState(BackendError):
         super().__init__(f"unknown Slurm job state {state!r}")
 
 
-def ganga_status(state: str) -> Status:
+def slurm_status(state: str) -> Status:
     """Ganga's status for a Slurm job state ("CANCELLED by 0" counts as CANCELLED)."""
     word = state.split()[0] if state.strip() else state
     if word == "COMPLETED":
@@ -139,7 +139,7 @@ class SlurmBackend(BatchBackend):
     async def query(self) -> dict[str, BatchState]:
         """`squeue --me --states=all`: every job of ours Slurm still lists, no ids named."""
         result = await run_command(["squeue", "--me", "-h", "--states=all", "-o", "%i|%T|%r"])
-        return {job: BatchState(state, ganga_status(state), reason)
+        return {job: BatchState(state, slurm_status(state), reason)
                 for job, (state, reason) in parse_squeue(_text(result)).items()}  # fmt: skip
 
     async def history(self, ids: list[str]) -> dict[str, BatchState]:
@@ -157,7 +157,7 @@ class SlurmBackend(BatchBackend):
                 known = parse_scontrol_job(_text(result))
                 if known is not None:
                     found[job_id] = known
-        return {job: BatchState(state.split()[0], ganga_status(state), f"exit code {code}")
+        return {job: BatchState(state.split()[0], slurm_status(state), f"exit code {code}")
                 for job, (state, code) in found.items()}  # fmt: skip
 
     def kill_command(self, job_id: str) -> list[str]:

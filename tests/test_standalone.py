@@ -16,7 +16,7 @@ import trio
 
 from gangamon import MonitorStatistics, NewJob, Status, Store
 from gangamon._config import parse_config
-from gangamon._service import Snapshot, read_snapshot, serve, statistics_path
+from gangamon._standalone import Snapshot, read_snapshot, serve, statistics_path
 from gangamon.backends.local import LocalBackend
 
 
