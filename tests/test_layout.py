@@ -1,10 +1,15 @@
 """The package's layout: no module imports itself back, through any chain, typing-only imports
-included (a cycle there is a layering mistake all the same)."""
+included (a cycle there is a layering mistake all the same); public names report the public
+module they are imported from."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from pathlib import Path
+
+import pytest
 
 import gangamon
 
@@ -74,3 +79,22 @@ def test_no_import_cycles() -> None:
 
 def test_a_cycle_is_found() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize(
+    "package", ["gangamon", "gangamon.backends", "gangamon.backends.dirac", "gangamon.ganga"]
+)
+def test_public_names_report_a_public_module(package: str) -> None:
+    namespace = vars(importlib.import_module(package))
+    reported = {
+        name: value.__module__
+        for name, value in namespace.items()
+        if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+    }
+    assert reported  # the package has public classes and functions
+    private = {n: m for n, m in reported.items() if m.startswith("gangamon") and "._" in m}
+    assert private == {}
+    # Each still pickles by the name it reports.
+    assert all(
+        getattr(importlib.import_module(m), n, None) is not None for n, m in reported.items()
+    )

@@ -46,3 +46,7 @@ from .backends import (
 )
 
 __version__ = "0.1.0"
+
+from ._public import report_public as _report_public
+
+_report_public(__name__, globals())

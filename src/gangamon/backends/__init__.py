@@ -1,5 +1,6 @@
 """Backends: the protocol, adapters for existing code, and one module per system."""
 
+from .._public import report_public as _report_public
 from ._adapters import AsyncioBackend as AsyncioBackend, ThreadedBackend as ThreadedBackend
 from ._protocol import (
     Backend as Backend,
@@ -9,3 +10,5 @@ from ._protocol import (
     JobRef as JobRef,
     Update as Update,
 )
+
+_report_public(__name__, globals())

@@ -18,6 +18,7 @@ Ganga's AsyncMonitoringService is stopped and a `GangamonService` takes its plac
 called.
 """
 
+from .._public import report_public as _report_public
 from ._install import (
     install as install,
     loadPlugins as loadPlugins,
@@ -27,3 +28,5 @@ from ._install import (
 from ._options import GangamonOptions as GangamonOptions, OptionError as OptionError
 from ._select import BadJobSelection as BadJobSelection, select_jobs as select_jobs
 from ._service import GangaHooks as GangaHooks, GangamonService as GangamonService
+
+_report_public(__name__, globals())

@@ -1,5 +1,6 @@
 """DIRAC: its job states, wire formats, HTTPS transport and the backend."""
 
+from ..._public import report_public as _report_public
 from ._backend import (
     DIRAC_SETTINGS as DIRAC_SETTINGS,
     DiracBackend as DiracBackend,
@@ -14,3 +15,5 @@ from ._states import (
     ganga_status as ganga_status,
 )
 from ._wire import DiracError as DiracError, WireError as WireError
+
+_report_public(__name__, globals())
