@@ -59,6 +59,10 @@ class Command(Generic[T]):
         finally:
             self._done.set()
 
+    def abandon(self) -> None:
+        """Never to be carried out: `reply` raises, unless it was already."""
+        self._done.set()
+
     async def reply(self) -> T:
         await self._done.wait()
         if self._error is not None:
@@ -98,9 +102,11 @@ class Writer:
         Each batch is written under a shielded scope; cancelled, what is already in the
         channel is written too (within one second).
         """
-        self._last_seq = await self.store.last_seq()
+        started = False
         async with receive:
             try:
+                self._last_seq = await self.store.last_seq()
+                started = True
                 async for first in receive:
                     batch = [first]
                     while len(batch) < self._batch_size:
@@ -111,14 +117,14 @@ class Writer:
                     with trio.CancelScope(shield=True):
                         await self._handle(batch)
             finally:
-                with trio.move_on_after(1.0, shield=True):
-                    rest: list[Item] = []
-                    try:
-                        while True:
-                            rest.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        pass
-                    await self._handle(rest)
+                rest = _drain(receive)
+                if started:
+                    with trio.move_on_after(1.0, shield=True):
+                        await self._handle(rest)
+                # Callers must not wait for ever on what was never carried out.
+                for item in [*rest, *_drain(receive)]:
+                    if isinstance(item, Command):
+                        item.abandon()
 
     def take_commands(self, send: trio.MemorySendChannel[Item] | None) -> None:
         """Commands go through `send` (a clone the caller closes) from now on; None: they are
@@ -135,7 +141,7 @@ class Writer:
         else:
             try:
                 await send.send(command)
-            except trio.ClosedResourceError:  # the monitor has stopped meanwhile
+            except (trio.ClosedResourceError, trio.BrokenResourceError):  # stopped meanwhile
                 await command.carry_out()
         return await command.reply()
 
@@ -302,6 +308,16 @@ class Writer:
             self._waiters[job].remove(entry)
             if not self._waiters[job]:
                 del self._waiters[job]
+
+
+def _drain(receive: trio.MemoryReceiveChannel[Item]) -> list[Item]:
+    """What is in the channel now, without waiting."""
+    items: list[Item] = []
+    try:
+        while True:
+            items.append(receive.receive_nowait())
+    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+        return items
 
 
 def ref_of(job: int, backend_id: str | None, status: Status, native: str | None) -> JobRef:
