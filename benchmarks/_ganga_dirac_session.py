@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,13 @@ def _wait_final(master: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while master.status not in FINAL:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"job {master.id} not final within {timeout:.0f} s")
+            left = Counter(
+                (j.status, j.backend.status) for j in master.subjobs if j.status not in FINAL
+            )
+            raise TimeoutError(
+                f"job {master.id} ({master.status}) not final within {timeout:.0f} s; "
+                f"subjobs not final, by (status, DIRAC status): {dict(left)}"
+            )
         time.sleep(0.5)
 
 
