@@ -16,6 +16,7 @@ the two masters' subjobs the same jobs, whose records can be compared as they ar
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from collections import Counter
@@ -45,6 +46,7 @@ def run_session(settings: dict[str, Any]) -> dict[str, Any]:
     from GangaCore.Utility.Config import getConfig
 
     statusmapping = dict(getConfig("DIRAC")["statusmapping"])
+    logging.getLogger("gangamon").addHandler(WARNINGS)
     control = SimControl(facts["control_port"])
     results: dict[str, Any] = {"statusmapping": statusmapping}
     ids: list[int] | None = None
@@ -124,6 +126,7 @@ def _phase(
         },
         "wrong_statuses": wrong_statuses(records, expected),
         "gangamon_backends": backends,
+        "gangamon_warnings": WARNINGS.take(),
         "records": records,
     }, ids
 
@@ -183,6 +186,24 @@ def _create_master(gpi: Any, ids: list[int]) -> Any:
     return master
 
 
+class _Warnings(logging.Handler):
+    """gangamon's warnings and errors in the Ganga session, kept for the phase's result."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+    def take(self) -> list[str]:
+        taken, self.messages = self.messages, []
+        return taken
+
+
+WARNINGS = _Warnings()
+
+
 def _wait_final(master: Any, timeout: float) -> None:
     # Ganga has no event for a job's status: poll the master's (it is final only once every
     # subjob is), under a deadline.
@@ -194,7 +215,8 @@ def _wait_final(master: Any, timeout: float) -> None:
             )
             raise TimeoutError(
                 f"job {master.id} ({master.status}) not final within {timeout:.0f} s; "
-                f"subjobs not final, by (status, DIRAC status): {dict(left)}"
+                f"subjobs not final, by (status, DIRAC status): {dict(left)}; "
+                f"gangamon's warnings: {WARNINGS.take()}"
             )
         time.sleep(0.5)
 

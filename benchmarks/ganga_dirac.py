@@ -198,6 +198,10 @@ def report(r: dict[str, Any]) -> None:
                 print(f"  {'':<25} gangamon's backends: {', '.join(m['gangamon_backends'])}")
                 if not _runs_dirac(m):
                     print(f"  {'':<25} WARNING: none is DIRAC's: Ganga's own code monitored")
+                warned = m.get("gangamon_warnings", [])
+                print(f"  {'':<25} gangamon's warnings: {len(warned)}")
+                for message in warned[:5]:
+                    print(f"  {'':<27} {message[:300]}")
             wrong = m["wrong_statuses"]
             print(
                 f"  {'':<25} wrong statuses: {wrong['count']}"
