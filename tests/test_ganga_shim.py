@@ -238,6 +238,12 @@ def test_a_change_ganga_refuses_in_passing_is_tried_again(
     assert (writer.applied, writer.refused) == ((1, 0) if status == "failed" else (0, 1))
     assert "running -> failed (); trying again in 0.1 s" in caplog.text
     assert "cannot be committed" in caplog.text
+    if status == "running":
+        # Given up once: for a while Ganga is taken to refuse everything, and not waited for.
+        other = FlakyJob("0.484", "running", 1)
+        targets[2] = Target(other, PlainApplier())
+        writer.apply([entry(2, S.FAILED, old=S.RUNNING)])
+        assert (other.status, slept, writer.refused) == ("running", waits, 2)
 
 
 def test_a_job_ganga_moved_meanwhile_is_not_moved_again() -> None:

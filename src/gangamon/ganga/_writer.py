@@ -44,6 +44,8 @@ _RETRY = 0.02
 MASTER_EVERY = 1.0
 #: Seconds before each new try of a change Ganga refused (then it is given up, loudly).
 REFUSAL_WAITS = (0.1, 0.5, 2.0)
+#: Seconds after a change given up during which refused changes are not tried again.
+REFUSING_SPELL = 30.0
 
 
 class Applier(Protocol):
@@ -119,6 +121,7 @@ class GangaWriter:
         #: Changes applied, refused by Ganga, and looked at at all (deferred ones once done).
         self.applied = 0
         self.refused = 0
+        self._no_waits_until = -inf
         self.processed = 0
 
     def start(self) -> None:
@@ -240,6 +243,8 @@ class GangaWriter:
                     attempt < len(REFUSAL_WAITS)
                     and job.status in before
                     and _legal(job.status, entry.new)
+                    # Refusing everything (a full disk, say): no waits for each change.
+                    and self._clock() >= self._no_waits_until
                 )
                 log.log(
                     logging.INFO if again else logging.WARNING,
@@ -253,6 +258,7 @@ class GangaWriter:
                 )
                 if not again:
                     self.refused += 1
+                    self._no_waits_until = self._clock() + REFUSING_SPELL
                     return
                 self._sleep(REFUSAL_WAITS[attempt])
 
