@@ -352,6 +352,24 @@ def test_a_job_that_ran_between_two_polls_passes_through_running_as_in_ganga(
     assert queued.moves == []  # killed in the queue: it never ran
 
 
+def test_a_queued_job_whose_details_say_it_started_is_moved_only_by_its_end(
+    tmp_path: Path,
+) -> None:
+    # The details of a Matched job came after it had started (running_at), and the copy of
+    # Matched moved it to running: its later failed (from submitted, as gangamon stored it)
+    # then found it moved "by Ganga" and was dropped. One of 1000 subjobs ran for ever.
+    job = GangaJob(1008, tmp_path / "out", status="submitted")
+    applier = DiracApplier(tmp_path / "dirac")
+    writer = GangaWriter(track=lambda jobs: None, resolve=lambda job_id: Target(job, applier))
+    started = {"site": "LCG.GRIDKA.de", "running_at": "2026-12-02 16:14:46"}
+    ended = {**started, "ended_at": "2026-12-02 16:14:54"}
+    writer.apply([_entry(S.SUBMITTED, S.SUBMITTED, "Matched", "Assigned", started)])
+    assert (job.status, job.moves) == ("submitted", [])
+    writer.apply([_entry(S.SUBMITTED, S.FAILED, "Failed", "Application Finished", ended)])
+    assert (job.status, job.backend.status) == ("failed", "Failed")
+    assert job.moves == ["running", "failed"]
+
+
 def test_the_completed_time_a_poll_saw_is_kept_until_the_end(tmp_path: Path) -> None:
     job = GangaJob(1006, tmp_path / "out")
     applier = DiracApplier(tmp_path / "dirac")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import signal
 import subprocess
@@ -194,56 +193,6 @@ def test_a_job_already_in_the_status_is_left_alone_and_a_refusal_is_logged(
     assert killed.status == "killed"
     assert writer.refused == 1
     assert "Ganga refused job 2: killed -> running" in caplog.text
-
-
-class FlakyJob(StandInJob):
-    """Ganga's updateStatus when a hook or the job's commit fails: the job is left where it
-    was and an error raised; for `failures` moves to anything but running, then it works."""
-
-    def __init__(self, fqid: str, status: str, failures: int) -> None:
-        super().__init__(fqid, status)
-        self.failures = failures
-
-    def updateStatus(self, new: str, update_master: bool = True) -> None:
-        if new != "running" and self.failures:
-            self.failures -= 1
-            raise RuntimeError(f"job {self.fqid} cannot be committed (stand-in)")
-        super().updateStatus(new, update_master)
-
-
-class ThroughRunning(PlainApplier):
-    """As the Dirac applier does for a job DIRAC says ran between two polls."""
-
-    def before(self, job: Any, entry: JournalEntry) -> None:
-        if job.status == "submitted":
-            job.updateStatus("running", update_master=False)
-
-
-@pytest.mark.parametrize(
-    ("failures", "status", "waits"), [(2, "failed", [0.1, 0.5]), (9, "running", [0.1, 0.5, 2.0])]
-)
-def test_a_change_ganga_refuses_in_passing_is_tried_again(
-    failures: int, status: str, waits: list[float], caplog: pytest.LogCaptureFixture
-) -> None:
-    # Seen in Ganga with 1000 subjobs ending at once: one stayed running for ever, gangamon
-    # having stored it failed (its move through running had worked, the move to failed not).
-    job = FlakyJob("0.483", "submitted", failures)
-    slept: list[float] = []
-    targets = {1: Target(job, ThroughRunning())}
-    writer = GangaWriter(track=lambda jobs: None, resolve=targets.get, sleep=slept.append)
-    with caplog.at_level(logging.INFO, logger="gangamon.ganga"):
-        writer.apply([entry(1, S.FAILED, old=S.SUBMITTED)])
-    assert job.status == status
-    assert slept == waits
-    assert (writer.applied, writer.refused) == ((1, 0) if status == "failed" else (0, 1))
-    assert "running -> failed (); trying again in 0.1 s" in caplog.text
-    assert "cannot be committed" in caplog.text
-    if status == "running":
-        # Given up once: for a while Ganga is taken to refuse everything, and not waited for.
-        other = FlakyJob("0.484", "running", 1)
-        targets[2] = Target(other, PlainApplier())
-        writer.apply([entry(2, S.FAILED, old=S.RUNNING)])
-        assert (other.status, slept, writer.refused) == ("running", waits, 2)
 
 
 def test_a_job_ganga_moved_meanwhile_is_not_moved_again() -> None:

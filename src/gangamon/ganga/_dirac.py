@@ -40,6 +40,8 @@ from ._options import GangamonOptions
 
 #: Ganga's test for a DiracFile name pattern that is a wildcard (`DiracBase.regex`).
 _WILDCARD = re.compile(r"[*?\[\]]")
+#: Where a Dirac job gets only by way of running (or straight from the queue, between polls).
+_PAST_RUNNING = frozenset({Status.COMPLETING, Status.COMPLETED, Status.FAILED})
 #: Ganga's `[Output] PostProcessLocationsFileName` default.
 POSTPROCESS_LOCATIONS = "__postprocesslocations__"
 
@@ -221,9 +223,11 @@ class DiracApplier:
         if entry.new in FINAL and self.failed is not None:
             self.failed.forget(int(backend.id))
         ran = details.get("running_at") is not None
-        if ran and job.status == Status.SUBMITTED.value and entry.new != Status.RUNNING:
+        if ran and job.status == Status.SUBMITTED.value and entry.new in _PAST_RUNNING:
             # It ran between two polls. Ganga's own monitor moves every job it finalises
-            # through running (its hooks run, its running timestamp is written).
+            # through running (its hooks run, its running timestamp is written). Not on a
+            # change within the queue (Matched), whose details may come after it started:
+            # its end would then find it moved, and be dropped.
             job.updateStatus(Status.RUNNING.value, update_master=False)
         if entry.new in (Status.COMPLETING, Status.COMPLETED):
             # The output data came with the change to Done, whichever entry that is.

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from math import inf
 from typing import Any, Protocol
 
-from .._status import FINAL, Status, can_transition
+from .._status import FINAL
 from .._store import JournalEntry
 
 log = logging.getLogger("gangamon.ganga")
@@ -42,10 +42,6 @@ _RETRY = 0.02
 #: every subjob's status (with its locks), and once per batch of changes it was most of the
 #: writer's time with thousands of subjobs ending.
 MASTER_EVERY = 1.0
-#: Seconds before each new try of a change Ganga refused (then it is given up, loudly).
-REFUSAL_WAITS = (0.1, 0.5, 2.0)
-#: Seconds after a change given up during which refused changes are not tried again.
-REFUSING_SPELL = 30.0
 
 
 class Applier(Protocol):
@@ -96,7 +92,6 @@ class GangaWriter:
         finished: Callable[[int], None] = lambda job: None,
         submitting: Callable[[Any], bool] = lambda job: False,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`track(requests)` registers Ganga jobs with gangamon (run here, in order);
         `resolve(id)` finds the Ganga job of a gangamon id; `finished(id)` is told when a
@@ -107,7 +102,6 @@ class GangaWriter:
         self._finished = finished
         self._submitting = submitting
         self._clock = clock
-        self._sleep = sleep
         self._queue: queue.SimpleQueue[JournalEntry | TrackRequest | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._deferred: list[JournalEntry] = []
@@ -121,7 +115,6 @@ class GangaWriter:
         #: Changes applied, refused by Ganga, and looked at at all (deferred ones once done).
         self.applied = 0
         self.refused = 0
-        self._no_waits_until = -inf
         self.processed = 0
 
     def start(self) -> None:
@@ -204,7 +197,21 @@ class GangaWriter:
                 if entry.new in FINAL:
                     self._finished(entry.job)
                 continue
-            self._update(target, job, entry)
+            try:
+                target.applier.before(job, entry)
+                job.updateStatus(entry.new.value, update_master=False)
+                target.applier.after(job, entry)
+                self.applied += 1
+            except Exception as exc:
+                self.refused += 1
+                log.warning(
+                    "Ganga refused job %s: %s -> %s (%s): %s",
+                    _fqid(job),
+                    job.status,
+                    entry.new.value,
+                    entry.reason,
+                    exc,
+                )
             master = getattr(job, "master", None)
             if master is not None:
                 masters[id(master)] = master
@@ -220,47 +227,6 @@ class GangaWriter:
                 master.updateMasterJobStatus()
             except Exception as exc:
                 log.warning("Ganga could not update master job %s: %s", _fqid(master), exc)
-
-    def _update(self, target: Target, job: Any, entry: JournalEntry) -> None:
-        """Move `job` as `entry` says, with its applier's work around Ganga's `updateStatus`.
-
-        Ganga's refusal can be passing (its `updateStatus` reverts the job and raises when a
-        hook or the commit of the job fails): the move is tried again, after a short wait,
-        while the job is still where the first try found it or where the applier moved it on
-        the way (running). Ganga's own monitor would try again at its next poll; gangamon
-        will not report the job again.
-        """
-        before = {job.status, Status.RUNNING.value}
-        for attempt in range(len(REFUSAL_WAITS) + 1):
-            try:
-                target.applier.before(job, entry)
-                job.updateStatus(entry.new.value, update_master=False)
-                target.applier.after(job, entry)
-                self.applied += 1
-                return
-            except Exception as exc:
-                again = (
-                    attempt < len(REFUSAL_WAITS)
-                    and job.status in before
-                    and _legal(job.status, entry.new)
-                    # Refusing everything (a full disk, say): no waits for each change.
-                    and self._clock() >= self._no_waits_until
-                )
-                log.log(
-                    logging.INFO if again else logging.WARNING,
-                    "Ganga refused job %s: %s -> %s (%s)%s: %s",
-                    _fqid(job),
-                    job.status,
-                    entry.new.value,
-                    entry.reason,
-                    f"; trying again in {REFUSAL_WAITS[attempt]} s" if again else "",
-                    exc,
-                )
-                if not again:
-                    self.refused += 1
-                    self._no_waits_until = self._clock() + REFUSING_SPELL
-                    return
-                self._sleep(REFUSAL_WAITS[attempt])
 
     def _masters_due(self) -> float | None:
         """Seconds until the next pending master may be updated; None if none is pending."""
@@ -292,15 +258,6 @@ class GangaWriter:
             )
             return
         self._deferred.append(entry)
-
-
-def _legal(status: str, new: Status) -> bool:
-    """Whether Ganga's graph lets a job move from `status` to `new` (a refusal of an illegal
-    move is no passing one)."""
-    try:
-        return can_transition(Status(status), new)
-    except ValueError:
-        return False
 
 
 def _fqid(job: Any) -> str:
