@@ -249,7 +249,8 @@ def build_backends(config: Config) -> list[Backend]:
         else:
             backend = batch[kind](vanish_grace=c.vanish_grace)
             backend.name = name
-        backend.settings = c.settings(backend.settings)
+        if not isinstance(c, DiracConfig):  # DIRAC's were given to its constructor
+            backend.settings = c.settings(backend.settings)
         built.append(backend)
     return built
 

@@ -131,7 +131,6 @@ class Monitor:
                     for runner in self._runners.values():
                         runner.stop()
                     backends.cancel_scope.deadline = trio.current_time() + self._grace
-                self._writer.take_commands(None)
             # `send` and every clone are closed: the writer drains the channel and returns.
 
     def stop(self) -> None:

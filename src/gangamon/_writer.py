@@ -213,18 +213,18 @@ class Writer:
                 if changed is not None:
                     self.detection.observe(stored_at - changed)
                 runner.jobs.observed[t.job] = observed
-                self.stored(runner, ref_of(t.job, tracked.backend_id, t.new, t.native_status))
+                self._stored(runner, ref_of(t.job, tracked.backend_id, t.new, t.native_status))
             elif result is Outcome.STALE:
                 # Someone else (a CLI, Ganga) changed the job: believe the store.
                 record = await self.store.get(t.job)
-                self.stored(
+                self._stored(
                     runner, ref_of(t.job, record.backend_id, record.status, record.native_status)
                 )
             elif result is Outcome.UNKNOWN_JOB:
                 runner.discard(t.job)
         await self.publish()
 
-    def stored(self, runner: BackendRunner, ref: JobRef) -> None:
+    def _stored(self, runner: BackendRunner, ref: JobRef) -> None:
         """Tell `runner` what the store now holds for a job it tracks."""
         if ref.id not in runner.jobs:
             return  # untracked meanwhile
