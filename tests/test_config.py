@@ -89,6 +89,12 @@ def test_the_dirac_client_transport_gets_a_thread_for_every_call_configured() ->
     assert dirac.transport.threads.total_tokens == 26
 
 
+def test_the_interval_of_jobs_near_their_end_is_configured_per_backend() -> None:
+    config = parse_config('[backends.dirac]\nurl = "https://h:1"\nending_interval = 2.5\n')
+    [dirac] = build_backends(config)
+    assert dirac.settings.ending_poll_interval == 2.5
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -97,6 +103,10 @@ def test_the_dirac_client_transport_gets_a_thread_for_every_call_configured() ->
         ('[backends.dirac]\nurl = "dips://h:9135"', "for transport 'https'"),
         ('[backends.dirac]\nurl = "https://h:1/path"', "expected https or http://host:port"),
         ("[backends.local]\ndirectory = 7", "backends.local.directory = 7: expected str"),
+        (
+            '[backends.dirac]\nurl = "https://h:1"\nending_interval = 0',
+            "backends.dirac.ending_interval = 0",
+        ),
     ],
 )
 def test_more_bad_values(text: str, says: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from gangamon import (
     Transition,
     UnknownJob,
 )
-from gangamon.backends import BackendUnavailable, JobRef, Update
+from gangamon.backends import BackendSettings, BackendUnavailable, JobRef, Update
 
 from .fakes import FakeGrid, FakeWatcher
 
@@ -123,6 +124,62 @@ async def test_errors_and_timeouts_back_off_then_recover(
     # hang at t0 (timed out: interval 20), fail at t0+20 (interval 40), clean at t0+60 (10)
     assert grid.poll_starts == [t0, t0 + 20, t0 + 60, t0 + 70, t0 + 80, t0 + 90]
     assert (stats.errors, stats.timeouts, stats.interval) == (1, 1, 10.0)
+
+
+async def test_jobs_whose_end_is_near_are_polled_between_the_sweeps(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=0.5)  # sweeps every 10 s: the jobs near their end every 2 s
+    grid.ending = frozenset({"Running"})
+    [near, far] = store.add_jobs(jobs_on("grid", 2))
+    grid.truth.update({"grid-0": S.RUNNING, "grid-1": S.SUBMITTED})
+    async with open_monitor(store, [grid]) as monitor:
+        t0 = trio.current_time()
+        await trio.sleep_until(t0 + 13)
+        grid.truth["grid-0"] = S.COMPLETED
+        assert await monitor.wait_for(near, [S.COMPLETED], timeout=10) == S.COMPLETED
+        ended = trio.current_time() - t0
+        await trio.sleep_until(t0 + 25)
+    assert ended == pytest.approx(14.5)  # the poll at 14 s, not the sweep at 20 s
+    polls = sorted(
+        (round(start - t0, 3), ids)
+        for start, ids in zip(grid.poll_starts, grid.polled_ids, strict=True)
+    )
+    near_polls = [(2.0 * k, ["grid-0"]) for k in range(1, 8)]
+    sweeps = [(0.0, ["grid-0", "grid-1"]), (10.0, ["grid-1"]), (20.0, ["grid-1"])]
+    assert polls == sorted(near_polls + sweeps)
+    assert store.get(far).status == S.SUBMITTED
+
+
+async def test_the_polls_of_jobs_near_their_end_back_off_with_the_sweeps(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = FakeGrid(latency=1.0, call_deadline=5.0, ending_interval=3.5)
+    grid.ending = frozenset({"Running"})
+    store.add_jobs(jobs_on("grid", 2))
+    grid.truth.update({"grid-0": S.RUNNING, "grid-1": S.SUBMITTED})
+    async with open_monitor(store, [grid]):
+        t0 = trio.current_time()
+        await trio.sleep_until(t0 + 9.5)
+        grid.fail_polls = 1  # the sweep at 10 s: the interval doubles at 11 s
+        await trio.sleep_until(t0 + 40)
+    near = [
+        round(s - t0, 3)
+        for s, ids in zip(grid.poll_starts, grid.polled_ids, strict=True)
+        if ids == ["grid-0"]
+    ]
+    # Every 3.5 s; every 7 s from the failed sweep's end (11 s) to the next clean one's (31 s).
+    assert near == [3.5, 7.0, 10.5, 17.5, 24.5, 31.5, 35.0, 38.5]
+
+
+def test_the_interval_of_jobs_near_their_end_defaults_to_a_fifth_of_the_sweeps() -> None:
+    assert BackendSettings(poll_interval=50).ending_poll_interval == 10
+    assert BackendSettings(poll_interval=3).ending_poll_interval == 1  # at least 1 s
+    assert BackendSettings(poll_interval=0.5).ending_poll_interval == 0.5  # never above it
+    assert BackendSettings(poll_interval=30, ending_interval=60).ending_poll_interval == 30
+    assert BackendSettings(poll_interval=30, ending_interval=2).ending_poll_interval == 2
+    with pytest.raises(ValueError, match="ending_interval must be a positive number, not inf"):
+        BackendSettings(ending_interval=math.inf)
 
 
 async def test_garbage_and_illegal_reports_are_counted_never_fatal(

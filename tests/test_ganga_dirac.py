@@ -31,9 +31,18 @@ S = Status
 def test_options_default_and_parse_gangarc_text() -> None:
     assert parse_options({}) == GangamonOptions()
     parsed = parse_options(
-        {"enable": "False", "poll_interval": "5", "concurrency": " 4 ", "url": "", "transport": ""}
+        {
+            "enable": "False",
+            "poll_interval": "5",
+            "ending_interval": "0.5",
+            "concurrency": " 4 ",
+            "url": "",
+            "transport": "",
+        }
     )
-    assert parsed == GangamonOptions(enable=False, poll_interval=5.0, concurrency=4)
+    assert parsed == GangamonOptions(
+        enable=False, poll_interval=5.0, ending_interval=0.5, concurrency=4
+    )
 
 
 @pytest.mark.parametrize(
@@ -42,6 +51,7 @@ def test_options_default_and_parse_gangarc_text() -> None:
         ("poll_interval", "fast", r"\[gangamon\] poll_interval = 'fast': expected a positive"),
         ("poll_interval", "inf", "poll_interval = 'inf'"),
         ("deadline", "-1", "deadline = '-1'"),
+        ("ending_interval", "0", "ending_interval = '0': expected a positive"),
         ("concurrency", "0", "concurrency = '0': expected a whole number"),
         ("transport", "dips", "transport = 'dips': expected https or client"),
         ("url", "dirac.cern.ch", "url = 'dirac.cern.ch': expected an https:// or dips://"),

@@ -41,6 +41,7 @@ class _Polling(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     concurrency: Count | None = None
     call_deadline: PositiveFloat | None = None
     finalise_concurrency: Count | None = None
+    ending_interval: PositiveFloat | None = None
 
     def settings(self, defaults: BackendSettings) -> BackendSettings:
         fields = [f.name for f in dataclasses.fields(BackendSettings)]

@@ -232,6 +232,8 @@ class BackendRunner:
                     # need a prompt poll of their own.
                     await nursery.start(self._sweep_loop)
                     nursery.start_soon(self._prompt_loop)
+                    if self.backend.ending:
+                        nursery.start_soon(self._ending_loop)
                 for job in list(self.jobs.values()):
                     self._start_job_task(job)
                 self._report_started()
@@ -276,7 +278,27 @@ class BackendRunner:
 
     def _take_sweep(self) -> list[JobRef]:
         self._fresh.clear()  # the sweep covers them
-        return self._pollable(self.jobs.values())
+        ending = self.backend.ending
+        # The jobs whose end is near are the ending loop's: polled twice, a job's end could be
+        # reported by a poll that started before the end's first report was stored.
+        return self._pollable(j for j in self.jobs.values() if j.native_status not in ending)
+
+    async def _ending_loop(self) -> None:
+        """Poll the jobs whose end is near (`Backend.ending`) between the sweeps, at a fixed
+        rate that backs off with the sweeps'."""
+        ending = self.backend.ending
+        next_poll = trio.current_time()
+        while True:
+            with trio.move_on_at(next_poll):
+                await self._stopped.wait()
+            if self.stopping():
+                return
+            jobs = self._pollable(j for j in self.jobs.values() if j.native_status in ending)
+            if jobs:
+                await self._sweep(jobs)
+            backed_off = self.interval / self.settings.poll_interval
+            step = self.settings.ending_poll_interval * backed_off
+            next_poll = max(next_poll + step, trio.current_time())
 
     async def _prompt_loop(self) -> None:
         """Poll newly tracked jobs at once, outside the sweep schedule."""

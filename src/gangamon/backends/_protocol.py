@@ -68,9 +68,15 @@ class BackendSettings:
     #: First delay before restarting a crashed backend; doubles per crash, with jitter.
     restart_delay: float = 1.0
     max_restart_delay: float = 60.0
+    #: Seconds between the polls of jobs whose end is near (`Backend.ending`); None: a fifth
+    #: of the poll interval, at least 1 s (at most the poll interval).
+    ending_interval: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("poll_interval", "call_deadline", "restart_delay", "max_restart_delay"):
+        positive = ["poll_interval", "call_deadline", "restart_delay", "max_restart_delay"]
+        if self.ending_interval is not None:
+            positive.append("ending_interval")
+        for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < math.inf):
                 raise ValueError(f"backend setting {name} must be a positive number, not {value!r}")
@@ -80,6 +86,13 @@ class BackendSettings:
                 raise ValueError(f"backend setting {name} must be an integer >= 1, not {value!r}")
         if not self.max_backoff >= 1:
             raise ValueError(f"backend setting max_backoff must be >= 1, not {self.max_backoff!r}")
+
+    @property
+    def ending_poll_interval(self) -> float:
+        """Seconds between the polls of jobs whose end is near."""
+        if self.ending_interval is not None:
+            return min(self.ending_interval, self.poll_interval)
+        return min(max(self.poll_interval / 5, 1.0), self.poll_interval)
 
 
 class BackendError(GangamonError):
@@ -108,6 +121,10 @@ class Backend:
     watches: bool = False
     #: Whether completed jobs need `finalise`: the engine then moves them through completing.
     finalises: bool = False
+    #: Native statuses just before a job's end (DIRAC's Completing: the output is being
+    #: uploaded): jobs in one are polled every `settings.ending_poll_interval`, not only at
+    #: the sweeps, so that their end is seen sooner.
+    ending: frozenset[str] = frozenset()
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """Report the current status of `jobs`. Jobs the backend does not know are left out.

@@ -99,6 +99,7 @@ def ganga_dirac_backend(
         # Each Done job's sandbox is two calls (a lookup, the file) of one round trip or
         # more each: with 8 at a time and 50 ms a call, 80 sandboxes a second at most.
         finalise_concurrency=options.downloads,
+        ending_interval=options.ending_interval,
     )
     return DiracBackend(
         transport,

@@ -8,6 +8,7 @@
     transport = https         # DIRAC over HTTPS, or "client": DIRAC's own client (dips)
     url =                     # JobMonitoring's URL; default: from DIRAC's configuration
     poll_interval =           # seconds; default: [PollThread] Dirac
+    ending_interval =         # seconds, for jobs Completing; default: a fifth of the above
     concurrency = 8           # DIRAC status and detail calls in flight
     downloads = 16            # output sandboxes downloaded at once
     deadline = 120            # seconds one DIRAC call may take
@@ -37,6 +38,7 @@ class GangamonOptions:
     transport: str = "https"
     url: str | None = None
     poll_interval: float | None = None
+    ending_interval: float | None = None
     concurrency: int = 8
     downloads: int = 16
     deadline: float = 120.0
@@ -48,6 +50,10 @@ DOCS = {
     "transport": "How gangamon reaches DIRAC: https (Tornado) or client (DIRAC's own, dips)",
     "url": "DIRAC JobMonitoring's URL; empty: from the DIRAC configuration Ganga uses",
     "poll_interval": "Seconds between polls of DIRAC; empty: [PollThread] Dirac",
+    "ending_interval": (
+        "Seconds between polls of jobs near their end (DIRAC Completing, Completed); "
+        "empty: a fifth of poll_interval, at least 1"
+    ),
     "concurrency": "DIRAC status and detail calls in flight at once",
     "downloads": "Output sandboxes downloaded from DIRAC at once (two calls each)",
     "deadline": "Seconds one DIRAC call may take before it is abandoned",
@@ -75,6 +81,7 @@ def parse_options(raw: Mapping[str, object]) -> GangamonOptions:
         transport=transport,
         url=url,
         poll_interval=_seconds(values, "poll_interval", defaults.poll_interval),
+        ending_interval=_seconds(values, "ending_interval", defaults.ending_interval),
         concurrency=_count(values, "concurrency", defaults.concurrency),
         downloads=_count(values, "downloads", defaults.downloads),
         deadline=_seconds(values, "deadline", defaults.deadline) or defaults.deadline,

@@ -79,6 +79,8 @@ class DiracBackend(Backend):
 
     name = "dirac"
     finalises = True
+    #: The job wrapper uploads the output (Completing), its failover requests wait (Completed).
+    ending = frozenset({DiracStatus.COMPLETING.value, DiracStatus.COMPLETED.value})
 
     def __init__(
         self,
