@@ -16,6 +16,7 @@ from gangamon import (
     AsyncStore,
     Backend,
     BackendError,
+    GangamonError,
     Monitor,
     NewJob,
     Status,
@@ -266,7 +267,7 @@ async def test_untrack_and_kill_cancel_the_jobs_work(
         )
         await trio.sleep(1)
         assert watcher.watching == {a, b}
-        monitor.untrack([a])
+        await monitor.untrack([a])
         await monitor.kill(b)
         await trio.testing.wait_all_tasks_blocked()
         assert watcher.watching == set()
@@ -519,6 +520,62 @@ async def test_a_failed_kill_keeps_the_job_monitored(
         assert await monitor.wait_for(job, [S.RUNNING], timeout=30) == S.RUNNING
 
 
+class SlowKills(FakeGrid):
+    """A grid whose kills wait for `release`, then fail if `refuse`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = trio.Event()
+        self.refuse = False
+
+    async def kill(self, job: JobRef) -> None:
+        await self.release.wait()
+        if self.refuse:
+            raise BackendError("grid refuses the kill")
+        self.truth[job.backend_id] = S.KILLED
+
+
+async def test_a_job_being_killed_is_still_the_one_tracked_under_its_backend_id(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Its kill took the job out of its runner's table: a `track` of the same backend id
+    # meanwhile stored a second job, and `load_new` tracked the job a second time.
+    grid = SlowKills()
+    async with open_monitor(store, [grid]) as monitor, trio.open_nursery() as nursery:
+        [job] = await monitor.track(jobs_on("grid", 1))
+        nursery.start_soon(monitor.kill, job)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await monitor.track(jobs_on("grid", 1)) == [job]
+        assert await monitor.load_new() == 0
+        grid.release.set()
+    assert store.get(job).status == S.KILLED
+    assert len(store.jobs()) == 1
+
+
+async def test_a_job_whose_kill_failed_is_put_back_once_and_monitored(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    grid = SlowKills()
+    grid.refuse = True
+    async with open_monitor(store, [grid]) as monitor:
+        [job] = await monitor.track(jobs_on("grid", 1))
+        async with trio.open_nursery() as nursery:
+
+            async def kill() -> None:
+                with pytest.raises(BackendError, match="refuses"):
+                    await monitor.kill(job)
+
+            nursery.start_soon(kill)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(GangamonError, match="being killed already"):
+                await monitor.kill(job)
+            assert await monitor.load_new() == 0
+            grid.release.set()
+        assert monitor.statistics().backends["grid"].jobs == 1
+        grid.truth["grid-0"] = S.RUNNING
+        assert await monitor.wait_for(job, [S.RUNNING], timeout=30) == S.RUNNING
+
+
 async def test_untracking_while_the_writer_writes_is_safe(tmp_path: Path) -> None:
     # A real worker thread for the store: the writer really awaits while untrack runs.
     grid = FakeGrid(latency=0.0, poll_interval=0.01)
@@ -531,7 +588,7 @@ async def test_untracking_while_the_writer_writes_is_safe(tmp_path: Path) -> Non
             for round_, status in enumerate([S.RUNNING, S.SUBMITTED] * 10):
                 grid.truth.update({f"grid-{i}": status for i in range(200)})
                 await trio.sleep(0.01)
-                monitor.untrack(ids[round_ * 10 : round_ * 10 + 10])
+                await monitor.untrack(ids[round_ * 10 : round_ * 10 + 10])
             monitor.stop()
     assert monitor.statistics().backends["grid"].jobs == 0
 
@@ -546,7 +603,7 @@ async def test_jobs_another_process_stores_are_picked_up_once(
             other.add_jobs([NewJob("elsewhere", "7", S.SUBMITTED)])  # not a backend of ours
         assert await monitor.load_new() == 2
         assert await monitor.load_new() == 0  # already monitored
-        monitor.untrack([second])
+        await monitor.untrack([second])
         with Store(store.path) as other:
             [third] = other.add_jobs([NewJob("grid", "grid-9", S.SUBMITTED)])
         assert await monitor.load_new() == 1  # the untracked job is not taken back

@@ -158,7 +158,7 @@ class MonitorMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def untrack(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(sorted(self.jobs)))
-        self.portal.call(trio_sync, self.monitor.untrack, [job])
+        self.portal.call(self.monitor.untrack, [job])
         self.let_go.add(job)
         self._settle()
 
@@ -247,12 +247,6 @@ class MonitorMachine(RuleBasedStateMachine):
             self._portal_cm.__exit__(None, None, None)
             self.store.close()
             shutil.rmtree(self.dir)
-
-
-def trio_sync(function: Any, *args: Any) -> Any:
-    """`function(*args)`, called in the trio thread (`portal.call` takes async functions and
-    plain ones alike; this says which)."""
-    return function(*args)
 
 
 TestMonitor = MonitorMachine.TestCase

@@ -1,16 +1,26 @@
-"""The runner's parts on their own: the table of tracked jobs and the backoff policy."""
+"""The runner's parts on their own: the table of tracked jobs, the backoff policy, the
+sweeper and the per-job tasks."""
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
+from typing import Any
 
+import trio
+import trio.testing
 from hypothesis import given, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gangamon import JobRef, Status
 from gangamon._backoff import backoff
 from gangamon._jobtable import JobTable
+from gangamon._jobtasks import FINALISE_ATTEMPTS, JobTasks
+from gangamon._outbox import Outbox, Report
+from gangamon._sweeper import Sweeper
+from gangamon.backends import Update
+
+from .fakes import FakeGrid
 
 IDS = st.integers(1, 8)
 BACKEND_IDS = st.sampled_from(["a", "b", "c", ""])
@@ -79,3 +89,73 @@ def test_backoff_doubles_from_first_up_to_most_scaled_by_its_share(
     assert all(b == min(a * 2, most) for a, b in itertools.pairwise(waits))
     assert all(w <= most for w in waits)
     assert backoff(attempts, first, most, share) == waits[-1] * share
+
+
+# -- the sweeper and the per-job tasks, without a monitor ----------------------------------
+
+
+def outbox_on(table: JobTable, name: str = "grid") -> tuple[Outbox, Any]:
+    outbox = Outbox(name, table)
+    outbox.send, receive = trio.open_memory_channel[Report](100)
+    return outbox, receive
+
+
+async def test_a_sweep_sends_only_what_changed(autojump_clock: trio.testing.MockClock) -> None:
+    grid = FakeGrid(latency=0.5)
+    table = JobTable()
+    for i, status in enumerate([Status.SUBMITTED, Status.RUNNING]):
+        table.put(JobRef(i + 1, f"grid-{i}", status, status.value.title()))
+    grid.truth.update({"grid-0": Status.RUNNING, "grid-1": Status.RUNNING})
+    outbox, receive = outbox_on(table)
+    sweeper = Sweeper(grid, table, outbox)
+    stopped = trio.Event()
+    async with trio.open_nursery() as nursery:
+        t0 = trio.current_time()
+        await sweeper.run(nursery, stopped)
+        report = await receive.receive()
+        stopped.set()
+        sweeper.wake()
+    assert (report.update.job, report.update.status, report.observed) == (1, Status.RUNNING, t0)
+    assert receive.statistics().current_buffer_used == 0  # job 2 was unchanged
+    assert (outbox.counts.calls, outbox.counts.last_poll_latency) == (1, 0.5)
+
+
+async def test_a_finaliser_retries_with_backoff_then_fails_the_job_with_the_reason(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class Failing(FakeGrid):
+        async def finalise(self, job: JobRef) -> Update:
+            self.finalised.append(job.id)
+            raise RuntimeError("no output")
+
+    grid = Failing(finalises=True, restart_delay=1.0)
+    table = JobTable()
+    outbox, receive = outbox_on(table)
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        t0 = trio.current_time()
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
+        report = await receive.receive()
+    assert len(grid.finalised) == FINALISE_ATTEMPTS
+    assert trio.current_time() - t0 == 2 + 4 + 8 + 16  # the backoff before attempts 2..5
+    assert report.finalised
+    assert report.update.status == Status.FAILED
+    assert report.update.reason == "finalisation failed: RuntimeError: no output"
+    assert outbox.counts.errors == FINALISE_ATTEMPTS
+
+
+async def test_a_cancelled_job_task_sends_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    grid = FakeGrid(finalises=True, latency=5.0)
+    table = JobTable()
+    outbox, receive = outbox_on(table)
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))  # runs already: once
+        await trio.sleep(1)
+        assert tasks.finalise_limiter.borrowed_tokens == 1
+        tasks.cancel(1)
+    assert grid.finalised == []
+    assert receive.statistics().current_buffer_used == 0

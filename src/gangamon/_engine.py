@@ -9,7 +9,8 @@ Monitor.run (root nursery)
 ```
 
 Everything that writes goes one way: backend or caller -> channel -> writer -> store ->
-followers. `track`, `kill` and `load_new` are commands to the writer.
+followers. `track`, `untrack`, `kill` and `load_new` are commands to the writer: only its
+task changes the store's jobs and the runners' tables of tracked jobs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ._store import JournalEntry, NewJob, Outcome, Store
 from ._subscribe import Subscription
 from ._supervise import BackendRunner, BackendStatistics
 from ._writer import Item, Writer, ref_of
-from .backends._protocol import Backend
+from .backends._protocol import Backend, JobRef
 
 log = logging.getLogger("gangamon.engine")
 
@@ -84,6 +85,9 @@ class Monitor:
         #: Jobs above this id that are active in the store are `load_new`'s to pick up.
         self._seen_id = 0
         self._untracked: set[int] = set()
+        #: Jobs whose kill at their backend is under way: out of their runner's table (no
+        #: work on them) but still the job of their backend id, for `track` and `load_new`.
+        self._killing: dict[int, tuple[BackendRunner, JobRef]] = {}
 
     @property
     def detection(self) -> Histogram:
@@ -182,7 +186,7 @@ class Monitor:
         repeats: list[tuple[int, int]] = []  # (position, position of the same job earlier)
         for position, job in enumerate(jobs):
             if job.status in ACTIVE and job.backend_id:
-                known = self._runners[job.backend].tracking(job.backend_id)
+                known = self._tracking(job.backend, job.backend_id)
                 if known is not None:
                     ids[position] = known
                     continue
@@ -205,6 +209,16 @@ class Monitor:
         await self._writer.publish()
         return ids
 
+    def _tracking(self, backend: str, backend_id: str) -> int | None:
+        """The job this monitor follows under `backend_id` on `backend`, if any."""
+        known = self._runners[backend].tracking(backend_id)
+        if known is not None:
+            return known
+        for job, (runner, ref) in self._killing.items():
+            if runner.name == backend and ref.backend_id == backend_id:
+                return job
+        return None
+
     async def load_new(self) -> int:
         """Start monitoring the active jobs that another process (`gangamon track`, Ganga)
         added to the store since the last look; return how many."""
@@ -215,7 +229,12 @@ class Monitor:
         for record in await self.store.jobs(statuses=ACTIVE, after=self._seen_id):
             self._seen_id = record.id
             runner = self._runners.get(record.backend)
-            if runner is None or record.id in runner.jobs or record.id in self._untracked:
+            if (
+                runner is None
+                or record.id in runner.jobs
+                or record.id in self._untracked
+                or record.id in self._killing
+            ):
                 continue
             if record.backend_id:
                 runner.add(
@@ -224,42 +243,61 @@ class Monitor:
                 found += 1
         return found
 
-    def untrack(self, jobs: Collection[int]) -> None:
-        """Stop monitoring these jobs in this run; their work is cancelled, the store kept."""
+    async def untrack(self, jobs: Collection[int]) -> None:
+        """Stop monitoring these jobs in this run (a command to the writer); their work is
+        cancelled, the store kept."""
+        jobs = list(jobs)
+        await self._writer.submit(lambda: self._untrack(jobs))
+
+    async def _untrack(self, jobs: list[int]) -> None:
         self._untracked.update(jobs)
         for runner in self._runners.values():
             for job in jobs:
                 runner.discard(job)
 
     async def kill(self, job: int) -> None:
-        """Kill `job` through its backend, then store it as killed (a command to the writer).
+        """Kill `job` through its backend, then store it as killed.
 
         Raises `UnknownJob` if no backend here monitors it, and the backend's error if the
         kill fails (the job is then monitored as before). Cancelled: the backend call is
         waited for, not abandoned (a kill is a write). A job stored with another status
         meanwhile (by another process) is killed from that one; one that ended meanwhile
-        keeps its end. `GangamonError` if the store refuses the move.
+        keeps its end. `GangamonError` if the store refuses the move. The job is taken out
+        of its runner's table, put back and stored by commands to the writer.
         """
-        for runner in self._runners.values():
-            ref = runner.jobs.get(job)
-            if ref is not None:
-                break
-        else:
-            raise UnknownJob(job)
-        runner.discard(job)
+        runner, ref = await self._writer.submit(lambda: self._take_for_kill(job))
         try:
             await runner.kill(ref)
         except BaseException:
-            runner.add(ref)  # not killed after all: keep watching it
+            with trio.CancelScope(shield=True):  # not killed after all: keep watching it
+                await self._writer.submit(lambda: self._put_back(job))
             raise
-        status, result = await self._writer.submit(
-            lambda: self._writer.store_killed(job, ref.status)
-        )
+        status, result = await self._writer.submit(lambda: self._store_killed(job, ref))
         if result not in (Outcome.APPLIED, Outcome.UNCHANGED):
             raise GangamonError(
                 f"job {job}: killed at its backend, but the store refused {status.value} -> "
                 f"killed ({result.value})"
             )
+
+    async def _take_for_kill(self, job: int) -> tuple[BackendRunner, JobRef]:
+        if job in self._killing:
+            raise GangamonError(f"job {job} is being killed already")
+        for runner in self._runners.values():
+            ref = runner.jobs.get(job)
+            if ref is not None:
+                runner.discard(job)
+                self._killing[job] = (runner, ref)
+                return runner, ref
+        raise UnknownJob(job)
+
+    async def _put_back(self, job: int) -> None:
+        runner, ref = self._killing.pop(job)
+        if job not in self._untracked:
+            runner.add(ref)
+
+    async def _store_killed(self, job: int, ref: JobRef) -> tuple[Status, Outcome]:
+        del self._killing[job]
+        return await self._writer.store_killed(job, ref.status)
 
     async def wait_for(
         self,

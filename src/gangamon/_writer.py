@@ -2,10 +2,10 @@
 
 Everything that writes reaches it on one channel, in order: the backends' reports
 (`Report`, plain data) and the callers' commands (`Command`: `track` storing new jobs,
-`kill` storing a killed job, `load_new` taking another process's jobs). It owns the journal
-cursor, the subscribers, the `on_change` callbacks, the waiters and the detection
-histogram, and it updates the runners' tables of tracked jobs; nothing else does, except
-that `untrack` and `kill` take jobs out of them (that stops work, and writes nothing).
+`untrack` and `kill` taking jobs out of their runners' tables, `kill` storing a killed job,
+`load_new` taking another process's jobs). It owns the journal cursor, the subscribers, the
+`on_change` callbacks, the waiters and the detection histogram, and it alone updates the
+runners' tables of tracked jobs (commands run in its task).
 
 Where reports are sifted: a runner keeps off the channel a report equal to the job's last
 stored status (most of a sweep); the writer drops one that is stale (older than the last
@@ -26,10 +26,11 @@ import trio
 from ._astore import AsyncStore
 from ._errors import GangamonError
 from ._histogram import Histogram
+from ._outbox import Report
 from ._status import ACTIVE, Status, can_transition
 from ._store import JournalEntry, Outcome, Transition
 from ._subscribe import Subscription
-from ._supervise import BackendRunner, Report
+from ._supervise import BackendRunner
 from .backends._protocol import JobRef
 
 log = logging.getLogger("gangamon.engine")

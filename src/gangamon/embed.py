@@ -211,7 +211,7 @@ class EmbeddedMonitor:
 
     def untrack(self, jobs: Collection[int]) -> None:
         """Stop monitoring `jobs` (their store records stay)."""
-        self.call(_sync_in_trio, self.monitor.untrack, jobs)
+        self.call(self.monitor.untrack, jobs)
 
     def record(self, job: int) -> JobRecord:
         """The stored record of `job`; `UnknownJob` naming it if there is none."""
