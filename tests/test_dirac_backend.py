@@ -296,8 +296,11 @@ async def test_details_in_bulk_and_sandboxes_as_dirac_names_them(
         assert "ended_at" in (store.journal(job=job.id)[-1].details or {})
     calls = sim.stats.calls
     assert calls["getJobLoggingInfo"] == 0  # no per-job state times
-    assert calls["getJobsSummary"] <= calls["getJobsStates"]
-    assert calls["getJobParameters"] <= calls["getJobsStates"]
+    # At most one summary and one parameters call a poll (the polls of jobs near their end
+    # ask the summary alone), however many jobs changed.
+    polls = monitor.statistics().backends["dirac"].calls
+    assert calls["getJobsStates"] + calls["getJobsSummary"] <= 2 * polls
+    assert calls["getJobParameters"] <= polls < len(dirac_ids)
     assert calls["getSandboxesAssignedToEntity"] == calls["streamToClient"] == len(done)
 
 
@@ -329,6 +332,56 @@ async def test_a_done_jobs_sandbox_is_fetched_while_its_details_are(
     assert sim.stats.calls["getSandboxesAssignedToEntity"] == 1
     assert sim.stats.calls["streamToClient"] == 1
     assert any((tmp_path / "out" / str(dirac_id)).iterdir())
+
+
+async def test_jobs_near_their_end_are_asked_the_summary_alone_for_status_and_details(
+    credentials: Credentials, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    sim = DiracSim(seed=3, latency=FAST, credentials=credentials)
+    await nursery.start(sim.serve)
+    now = trio.current_time()
+    done = sim.add_job([(now - 3.0, D.RUNNING, ""), (now - 2.0, D.COMPLETING, ""),
+                        (now - 1.0, D.DONE, "")])  # fmt: skip
+    uploading = sim.add_job([(now - 2.0, D.RUNNING, ""), (now - 1.0, D.COMPLETING, "")])
+    b = DiracBackend(
+        DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file),
+        output_dir=tmp_path / "out",
+        settings=BackendSettings(call_deadline=2.0),
+        details=True,
+        download_output=False,
+    )
+    near_end = [
+        JobRef(1, str(done), Status.RUNNING, "Completing"),
+        JobRef(2, str(uploading), Status.RUNNING, "Completing"),
+    ]
+    async with b.lifespan():
+        [update] = await b.poll(near_end)
+        assert (update.job, update.status, update.native_status) == (1, Status.COMPLETED, "Done")
+        assert {"site", "running_at", "ended_at", "norm_cpu_time"} <= set(update.details or {})
+        assert (sim.stats.calls["getJobsSummary"], sim.stats.calls["getJobsStates"]) == (1, 0)
+        # A chunk with a job that is not near its end is asked its states, as in a sweep.
+        running = JobRef(
+            3, str(sim.add_job([(now - 1.0, D.RUNNING, "")])), Status.RUNNING, "Running"
+        )
+        assert await b.poll([near_end[1], running]) == []
+        assert (sim.stats.calls["getJobsSummary"], sim.stats.calls["getJobsStates"]) == (1, 1)
+
+
+async def test_a_summary_without_a_status_fails_the_poll_naming_the_job(
+    credentials: Credentials, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    class Garbled:
+        proxy = None
+
+        def session(self) -> contextlib.AbstractAsyncContextManager[None]:
+            return contextlib.nullcontext()
+
+        async def call(self, *args: object) -> Any:
+            return {"5": {"MinorStatus": "Uploading", "Site": "LCG.CERN.cern"}}
+
+    b = DiracBackend(Garbled(), output_dir=tmp_path, details=True)  # type: ignore[arg-type]
+    with pytest.raises(BackendError, match=r"getJobsSummary: job 5: Status None"):
+        await b.poll([JobRef(1, "5", Status.RUNNING, "Completing")])
 
 
 class RecordedFailures:

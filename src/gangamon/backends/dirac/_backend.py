@@ -17,13 +17,15 @@ import trio
 
 from ..._status import Status
 from .._protocol import Backend, BackendError, BackendSettings, JobRef, Update
-from ._details import job_details
+from ._details import job_details, rows_by_job
 from ._prefetch import SandboxPrefetch
 from ._proxy import check_proxy
 from ._states import DiracStatus, UnknownDiracStatus, ganga_status, reported_state
 from ._wire import DiracError, JobState
 
 log = logging.getLogger("gangamon.dirac")
+
+_MONITORING = ("WorkloadManagement", "JobMonitoring")
 
 
 class DiracTransport(Protocol):
@@ -132,7 +134,8 @@ class DiracBackend(Backend):
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """One getJobsStates call for the chunk: updates for the jobs whose status differs from
-        the one stored. Jobs DIRAC does not know are left out.
+        the one stored. Jobs DIRAC does not know are left out. With `details`, a chunk of
+        jobs all near their end (`ending`) is asked getJobsSummary instead.
 
         Unchanged jobs are most of every sweep; the engine would drop their reports, and
         building them was the larger part of the CPU a reply costs.
@@ -146,12 +149,22 @@ class DiracBackend(Backend):
                 log.warning("job %d: %r is not a DIRAC job id; not polled", job.id, job.backend_id)
         if not ids:
             return []
+        summary = None
+        if self.details and all(job.native_status in self.ending for job in jobs):
+            # Jobs near their end mostly change, and their details are then wanted: the
+            # summary has the status beside them, one call instead of two.
+            summary = await self._summary(list(ids))
+            states = {
+                i: JobState(row["Status"], row.get("MinorStatus")) for i, row in summary.items()
+            }
+        else:
+            states = await self.transport.job_states(list(ids))
         updates: dict[int, Update] = {}
         statuses: dict[int, str] = {}
-        for dirac_id, state in (await self.transport.job_states(list(ids))).items():
+        for dirac_id, state in states.items():
             asked = ids.get(dirac_id)
             if asked is None:
-                raise BackendError(f"getJobsStates answered job {dirac_id}, not asked about")
+                raise BackendError(f"DIRAC answered about job {dirac_id}, not asked about")
             try:
                 native, ganga = reported_state(state.Status, state.MinorStatus)
             except UnknownDiracStatus as e:
@@ -164,13 +177,29 @@ class DiracBackend(Backend):
                 self._download_early(dirac_id, ganga, native)
         if not (self.details and updates):
             return list(updates.values())
-        found = await job_details(self.transport, statuses)
+        found = await job_details(self.transport, statuses, summary)
         detailed = []
         for dirac_id, update in updates.items():
             details = found.get(dirac_id) or None
             changed = _changed_at(details, update.status)
             detailed.append(msgspec.structs.replace(update, details=details, changed=changed))
         return detailed
+
+    async def _summary(self, ids: list[int]) -> dict[int, Mapping[str, Any]]:
+        """getJobsSummary's rows for `ids`: each a table with a string Status, else
+        `BackendError` (an S_ERROR is one too: this call is the poll's)."""
+        try:
+            reply = await self.transport.call(*_MONITORING, "getJobsSummary", ids)
+        except DiracError as e:
+            raise BackendError(f"DIRAC's getJobsSummary: {e.message}") from None
+        rows = rows_by_job(reply)
+        for dirac_id, row in rows.items():
+            status, minor = row.get("Status"), row.get("MinorStatus")
+            if not isinstance(status, str) or not isinstance(minor, str | None):
+                raise BackendError(
+                    f"getJobsSummary: job {dirac_id}: Status {status!r}, MinorStatus {minor!r}"
+                )
+        return rows
 
     async def finalise(self, job: JobRef) -> Update:
         """Download and unpack the output sandbox (idempotent: it overwrites), then completed.

@@ -43,11 +43,14 @@ class Caller(Protocol):
 
 
 async def job_details(
-    transport: Caller, statuses: Mapping[int, str]
+    transport: Caller,
+    statuses: Mapping[int, str],
+    summary: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[int, dict[str, object]]:
     """Details of the jobs `statuses` names (DIRAC id -> its DIRAC status now), from at most
-    four bulk calls, two at a time. An S_ERROR leaves that call's facts out (logged); a
-    transport failure raises, as a failed status call does.
+    four bulk calls, two at a time; `summary` is a `getJobsSummary` already had (its rows by
+    job). An S_ERROR leaves that call's facts out (logged); a transport failure raises, as a
+    failed status call does.
 
     Cancelled: the calls in flight are abandoned (they only read).
     """
@@ -56,22 +59,26 @@ async def job_details(
     details: dict[int, dict[str, object]] = {i: {} for i in ids}
     # The summary and the Done jobs' parameters are independent: asked at once.
     async with trio.open_nursery() as nursery:
-        summary = _Later(nursery, transport, _MONITORING, "getJobsSummary", ids)
+        asked = (
+            _Later(nursery, transport, _MONITORING, "getJobsSummary", ids)
+            if summary is None
+            else None
+        )
         parameters = (
             _Later(nursery, transport, _MONITORING, "getJobParameters", finished)
             if finished
             else None
         )
-    for key, row in (summary.result or {}).items():
-        job = _int(key)
-        if job in details and isinstance(row, Mapping):
+    if asked is not None:
+        summary = rows_by_job(asked.result)
+    for job, row in (summary or {}).items():
+        if job in details:
             details[job].update(summary_details(row, statuses[job]))
     if parameters is None:
         return details
     lfns: dict[int, list[str]] = {}
-    for key, row in (parameters.result or {}).items():
-        job = _int(key)
-        if job in details and isinstance(row, Mapping):
+    for job, row in rows_by_job(parameters.result).items():
+        if job in details:
             if "NormCPUTime(s)" in row:
                 details[job]["norm_cpu_time"] = row["NormCPUTime(s)"]
             lfns[job] = uploaded_lfns(row)
@@ -103,6 +110,17 @@ class _Later:
         self, transport: Caller, where: tuple[str, str], method: str, args: tuple[object, ...]
     ) -> None:
         self.result = await _call(transport, *where, method, *args)
+
+
+def rows_by_job(reply: object) -> dict[int, Mapping[str, Any]]:
+    """A reply's rows by job id, as `getJobsSummary` and `getJobParameters` on a list give
+    them (rows that are not tables left out)."""
+    rows: dict[int, Mapping[str, Any]] = {}
+    for key, row in (reply if isinstance(reply, Mapping) else {}).items():
+        job = _int(key)
+        if job is not None and isinstance(row, Mapping):
+            rows[job] = row
+    return rows
 
 
 def summary_details(row: Mapping[str, Any], status: str) -> dict[str, object]:
