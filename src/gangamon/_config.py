@@ -13,74 +13,21 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from ._errors import GangamonError
-from .backends import Backend, BackendSettings
+from .backends import Backend
+from .backends._kind import HOME, BadSetting, Polling, PositiveFloat
+from .backends._kinds import KINDS
 
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-Count = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
-
-HOME = Path("~/gangamon")
 T = TypeVar("T")
 
 
 class ConfigError(GangamonError):
     """A configuration that cannot be used; the message is one line naming where and what."""
-
-
-class _Polling(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """How the engine drives a backend; unset values keep the backend's own defaults."""
-
-    poll_interval: PositiveFloat | None = None
-    chunk_size: Count | None = None
-    concurrency: Count | None = None
-    call_deadline: PositiveFloat | None = None
-    finalise_concurrency: Count | None = None
-    ending_interval: PositiveFloat | None = None
-
-    def settings(self, defaults: BackendSettings) -> BackendSettings:
-        fields = [f.name for f in dataclasses.fields(BackendSettings)]
-        given = {k: getattr(self, k) for k in fields if getattr(self, k, None) is not None}
-        return dataclasses.replace(defaults, **given)
-
-
-class DiracConfig(_Polling, frozen=True, kw_only=True):
-    #: DIRAC's Tornado HTTPS address (scheme, host, port), or dips:// with transport "client".
-    url: str
-    #: "https": gangamon's own client; "client": DIRAC's Python client, if installed.
-    transport: Literal["https", "client"] = "https"
-    #: Default: $X509_USER_PROXY, else /tmp/x509up_u<uid>.
-    proxy: str | None = None
-    #: CA file or directory. Default: $X509_CERT_DIR, else /etc/grid-security/certificates.
-    ca: str | None = None
-    output_dir: str = str(HOME / "dirac-output")
-    download_output: bool = True
-
-
-class LocalConfig(_Polling, frozen=True, kw_only=True):
-    directory: str = str(HOME / "local")
-
-
-class BatchConfig(_Polling, frozen=True, kw_only=True):
-    #: Seconds a job may be missing from every listing before it is declared unknown.
-    vanish_grace: PositiveFloat = 600.0
-
-
-BackendConfig = DiracConfig | LocalConfig | BatchConfig
-_KINDS: dict[str, type[BackendConfig]] = {
-    "dirac": DiracConfig,
-    "local": LocalConfig,
-    "slurm": BatchConfig,
-    "condor": BatchConfig,
-    "lsf": BatchConfig,
-    "pbs": BatchConfig,
-    "sge": BatchConfig,
-}
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -97,8 +44,8 @@ class Config:
     store: Path
     grace: float
     metrics_port: int | None
-    #: Backend name -> (kind, its settings).
-    backends: dict[str, tuple[str, BackendConfig]]
+    #: Backend name -> (its kind's name, its table).
+    backends: dict[str, tuple[str, Polling]]
     source: str
 
 
@@ -130,7 +77,7 @@ def parse_config(text: bytes | str, *, source: str = "<config>") -> Config:
     except msgspec.DecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
     top = _convert(raw, _File, source, "")
-    backends: dict[str, tuple[str, BackendConfig]] = {}
+    backends: dict[str, tuple[str, Polling]] = {}
     for name, table in (top.backends or {"local": {}}).items():
         where = f"backends.{name}"
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", name):
@@ -141,14 +88,16 @@ def parse_config(text: bytes | str, *, source: str = "<config>") -> Config:
             raise ConfigError(f"{source}: {where} = {table!r}: expected a table")
         table = dict(table)
         kind = table.pop("type", name)
-        if kind not in _KINDS:
+        if kind not in KINDS:
             raise ConfigError(
                 f"{source}: {where}.type = {kind!r}: unknown backend type "
-                f"(known: {', '.join(_KINDS)})"
+                f"(known: {', '.join(KINDS)})"
             )
-        settings = _convert(table, _KINDS[kind], source, where)
-        if isinstance(settings, DiracConfig):
-            _check_url(settings, source, where)
+        settings = _convert(table, KINDS[kind].config, source, where)
+        try:
+            KINDS[kind].check(settings)
+        except BadSetting as e:
+            raise ConfigError(f"{source}: {where}.{e}") from None
         backends[name] = (kind, settings)
     return Config(
         store=Path(top.store).expanduser(),
@@ -191,75 +140,6 @@ def _lookup(raw: object, keys: list[str]) -> object:
     return raw
 
 
-def _check_url(dirac: DiracConfig, source: str, where: str) -> None:
-    parts = urlsplit(dirac.url)
-    allowed = ("https", "http") if dirac.transport == "https" else ("https", "dips")
-    if parts.scheme not in allowed or not parts.hostname or parts.path not in ("", "/"):
-        raise ConfigError(
-            f"{source}: {where}.url = {dirac.url!r}: expected {' or '.join(allowed)}://host:port"
-            f" for transport {dirac.transport!r}"
-        )
-
-
 def build_backends(config: Config) -> list[Backend]:
     """The backends the configuration names, not yet started."""
-    from .backends.condor import CondorBackend
-    from .backends.dirac import (
-        DIRAC_SETTINGS,
-        DiracBackend,
-        DiracClientTransport,
-        DiracHttps,
-        proxy_location,
-    )
-    from .backends.local import LocalBackend
-    from .backends.lsf import LsfBackend
-    from .backends.pbs import PbsBackend
-    from .backends.sge import SgeBackend
-    from .backends.slurm import SlurmBackend
-
-    batch = {
-        "slurm": SlurmBackend,
-        "condor": CondorBackend,
-        "lsf": LsfBackend,
-        "pbs": PbsBackend,
-        "sge": SgeBackend,
-    }
-    built: list[Backend] = []
-    for name, (kind, c) in config.backends.items():
-        backend: Backend
-        if isinstance(c, DiracConfig):
-            proxy = proxy_location(Path(c.proxy).expanduser() if c.proxy else None)
-            settings = c.settings(DIRAC_SETTINGS)
-            # A connection (or a thread) for every call the backend's limiters let through.
-            calls = settings.concurrency + settings.finalise_concurrency
-            if c.transport == "https":
-                transport: DiracHttps | DiracClientTransport = DiracHttps(
-                    c.url, proxy=proxy, ca=_ca(c.ca), pool=calls
-                )
-            else:
-                transport = DiracClientTransport(proxy=proxy, url=c.url, threads=calls)
-            backend = DiracBackend(
-                transport,
-                output_dir=Path(c.output_dir).expanduser(),
-                settings=settings,
-                download_output=c.download_output,
-                name=name,
-            )
-        elif isinstance(c, LocalConfig):
-            backend = LocalBackend(Path(c.directory).expanduser(), name=name)
-        else:
-            backend = batch[kind](vanish_grace=c.vanish_grace)
-            backend.name = name
-        if not isinstance(c, DiracConfig):  # DIRAC's were given to its constructor
-            backend.settings = c.settings(backend.settings)
-        built.append(backend)
-    return built
-
-
-def _ca(configured: str | None) -> Path | None:
-    if configured:
-        return Path(configured).expanduser()
-    if os.environ.get("X509_CERT_DIR"):
-        return Path(os.environ["X509_CERT_DIR"])
-    grid = Path("/etc/grid-security/certificates")
-    return grid if grid.is_dir() else None
+    return [KINDS[kind].build(name, table) for name, (kind, table) in config.backends.items()]

@@ -1,7 +1,7 @@
 """Backend job ids as users type them: single ids, ranges (`1200-1299`), files of ids.
 
-Each backend kind has its own id grammar; anything else is refused, naming the id and where
-it came from, before a single job is stored.
+Each backend kind has its own id grammar (in its record); anything else is refused, naming
+the id and where it came from, before a single job is stored.
 """
 
 from __future__ import annotations
@@ -11,26 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ._errors import GangamonError
+from .backends._kinds import KINDS
 
 #: Longest range accepted in one token: a typo like 1-100000000 should not fill the store.
 MAX_RANGE = 1_000_000
 
-_GRAMMAR = {
-    "dirac": re.compile(r"[1-9]\d{0,17}"),
-    # Plain jobs, array tasks (1234_7) and heterogeneous components (1234+1).
-    "slurm": re.compile(r"[1-9]\d{0,17}(?:[_+]\d{1,9})?"),
-    # cluster.proc
-    "condor": re.compile(r"\d{1,18}(?:\.\d{1,9})?"),
-    # Plain jobs and array elements (1234[7]).
-    "lsf": re.compile(r"[1-9]\d{0,17}(?:\[\d{1,9}\])?"),
-    # 1234, 1234.server, 1234[7].server
-    "pbs": re.compile(r"[1-9]\d{0,17}(?:\[\d{0,9}\])?(?:\.[A-Za-z0-9][\w.-]{0,252})?"),
-    # job or job.task
-    "sge": re.compile(r"[1-9]\d{0,17}(?:\.\d{1,9})?"),
-}
 _RANGE = re.compile(r"(\d{1,18})-(\d{1,18})")
-
-_NAMES = {"dirac": "DIRAC", "slurm": "Slurm", "condor": "HTCondor", "lsf": "LSF", "pbs": "PBS"}
 
 
 class BadJobId(GangamonError):
@@ -60,14 +46,17 @@ def read_id_file(kind: str, path: Path) -> list[str]:
     return list(ids)
 
 
-def _expand(kind: str, token: str, source: str) -> list[str]:
-    name = _NAMES.get(kind, kind)
-    if kind == "local":
-        return [_local_job(token, source)]
-    grammar = _GRAMMAR.get(kind)
-    if grammar is None:
-        raise BadJobId(f"no job id grammar for backend type {kind!r}")
-    if grammar.fullmatch(token):
+def _expand(kind_name: str, token: str, source: str) -> list[str]:
+    kind = KINDS.get(kind_name)
+    if kind is None:
+        raise BadJobId(f"no job id grammar for backend type {kind_name!r}")
+    if kind.job_id is not None:
+        try:
+            return [kind.job_id(token)]
+        except ValueError as e:
+            raise BadJobId(f"{token!r} in {source} {e}") from None
+    name, grammar = kind.display_name, kind.id_grammar
+    if grammar is None or grammar.fullmatch(token):
         return [token]
     span = _RANGE.fullmatch(token)
     if span:
@@ -79,10 +68,3 @@ def _expand(kind: str, token: str, source: str) -> list[str]:
             )
         return [str(i) for i in range(first, last + 1)]
     raise BadJobId(f"malformed {name} job id {token!r} in {source}")
-
-
-def _local_job(token: str, source: str) -> str:
-    directory = Path(token).expanduser()
-    if not (directory / "launch.json").is_file():
-        raise BadJobId(f"{token!r} in {source} is not a local job directory (no launch.json in it)")
-    return str(directory.resolve())

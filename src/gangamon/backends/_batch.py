@@ -12,13 +12,17 @@ no job changes.
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
 from .._status import Status
+from ._kind import BackendKind, Finding, Polling, PositiveFloat
 from ._protocol import Backend, BackendError, BackendSettings, BackendUnavailable, JobRef, Update
 
 log = logging.getLogger("gangamon.batch")
@@ -27,6 +31,11 @@ log = logging.getLogger("gangamon.batch")
 #: Not the whole interval: the engine's sweeps come one interval apart, and a sweep that
 #: started a little early must still run its listing.
 LISTING_SPACING = 0.9
+
+#: One listing answers for every job: one "chunk", one call in flight.
+BATCH_SETTINGS = BackendSettings(
+    poll_interval=30.0, chunk_size=10**9, concurrency=1, call_deadline=60.0
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +58,11 @@ class BatchBackend(Backend):
     def __init__(
         self,
         *,
-        settings: BackendSettings | None = None,
+        settings: BackendSettings = BATCH_SETTINGS,
         vanish_grace: float = 600.0,
         name: str | None = None,
     ) -> None:
-        # One listing answers for every job: one "chunk", one call in flight.
-        self.settings = settings or BackendSettings(
-            poll_interval=30.0, chunk_size=10**9, concurrency=1, call_deadline=60.0
-        )
+        self.settings = settings
         self.vanish_grace = vanish_grace
         if name is not None:
             self.name = name
@@ -152,3 +158,41 @@ async def run_command(args: list[str], *, check: bool = True) -> subprocess.Comp
 def output(result: subprocess.CompletedProcess[bytes]) -> str:
     """The first 200 characters of what a command said, errors first."""
     return (result.stderr or result.stdout).decode(errors="replace").strip()[:200]
+
+
+class BatchConfig(Polling, frozen=True, kw_only=True):
+    #: Seconds a job may be missing from every listing before it is declared unknown.
+    vanish_grace: PositiveFloat = 600.0
+
+
+B = TypeVar("B", bound=BatchBackend)
+
+
+def batch_kind(
+    backend: type[B],
+    display_name: str,
+    id_grammar: str,
+    probe: Callable[[B, BatchConfig], AsyncIterator[Finding]] | None = None,
+) -> BackendKind[BatchConfig, B]:
+    """The record of a batch system whose backend is `backend` and whose job ids match
+    `id_grammar`; `doctor` looks for its listing command on PATH unless given `probe`."""
+
+    def build(name: str, config: BatchConfig) -> B:
+        settings = config.settings(BATCH_SETTINGS)
+        return backend(settings=settings, vanish_grace=config.vanish_grace, name=name)
+
+    return BackendKind(
+        name=backend.name,
+        display_name=display_name,
+        config=BatchConfig,
+        build=build,
+        probe=probe or _listing_on_path,
+        id_grammar=re.compile(id_grammar),
+    )
+
+
+async def _listing_on_path(backend: BatchBackend, config: BatchConfig) -> AsyncIterator[Finding]:
+    found = shutil.which(backend.query_name)
+    yield Finding(
+        found is not None, backend.name, f"{backend.query_name}: {found or 'not on PATH'}"
+    )

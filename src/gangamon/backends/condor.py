@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from .._status import Status
-from ._batch import BatchBackend, BatchState, run_command
+from ._batch import BatchBackend, BatchState, batch_kind, run_command
 from ._protocol import BackendError
 
 _ATTRIBUTES = ("ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,"
@@ -78,3 +78,7 @@ class CondorBackend(BatchBackend):
 
     def kill_command(self, job_id: str) -> list[str]:
         return ["condor_rm", job_id]
+
+
+#: cluster.proc
+CONDOR = batch_kind(CondorBackend, "HTCondor", r"\d{1,18}(?:\.\d{1,9})?")

@@ -26,10 +26,14 @@ from typing import Any
 import trio
 
 from .._status import Status
+from ._kind import HOME, BackendKind, Finding, Polling
 from ._protocol import Backend, BackendError, BackendSettings, JobRef, Update
 
 #: Seconds between SIGTERM and SIGKILL when killing a job.
 KILL_GRACE = 5.0
+
+#: Exits are awaited, not polled: the interval is only how often the engine looks at all.
+LOCAL_SETTINGS = BackendSettings(poll_interval=60.0, call_deadline=30.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +49,12 @@ class LocalBackend(Backend):
     polls = False
     watches = True
 
-    def __init__(self, root: Path, *, name: str = "local") -> None:
+    def __init__(
+        self, root: Path, *, name: str = "local", settings: BackendSettings = LOCAL_SETTINGS
+    ) -> None:
         self.root = root
         self.name = name
-        self.settings = BackendSettings(poll_interval=60.0, call_deadline=30.0)
+        self.settings = settings
         self._numbers = itertools.count(1)
 
     async def launch(self, command: Sequence[str]) -> str:
@@ -212,3 +218,40 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data))
     temporary.rename(path)
+
+
+class LocalConfig(Polling, frozen=True, kw_only=True):
+    directory: str = str(HOME / "local")
+
+
+def _build(name: str, config: LocalConfig) -> LocalBackend:
+    root = Path(config.directory).expanduser()
+    return LocalBackend(root, name=name, settings=config.settings(LOCAL_SETTINGS))
+
+
+async def _probe(backend: LocalBackend, config: LocalConfig) -> AsyncIterator[Finding]:
+    root = backend.root
+    parent = next((p for p in (root, *root.parents) if p.exists()), Path("/"))
+    if not os.access(parent, os.W_OK):
+        yield Finding(False, backend.name, f"{root}: cannot write in {parent}")
+    elif not hasattr(os, "pidfd_open"):
+        yield Finding(False, backend.name, "no pidfd_open: process exits cannot be awaited here")
+    else:
+        yield Finding(True, backend.name, f"job directories in {root}; exits awaited by pidfd")
+
+
+def _job_directory(token: str) -> str:
+    directory = Path(token).expanduser()
+    if not (directory / "launch.json").is_file():
+        raise ValueError("is not a local job directory (no launch.json in it)")
+    return str(directory.resolve())
+
+
+LOCAL = BackendKind(
+    name="local",
+    display_name="local",
+    config=LocalConfig,
+    build=_build,
+    probe=_probe,
+    job_id=_job_directory,
+)

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from .._status import Status
-from ._batch import BatchBackend, BatchState, run_command
+from ._batch import BatchBackend, BatchState, batch_kind, run_command
 from ._protocol import BackendError
 
 _FIELDS = "jobid stat exit_code"
@@ -64,3 +64,7 @@ class LsfBackend(BatchBackend):
 
     def kill_command(self, job_id: str) -> list[str]:
         return ["bkill", job_id]
+
+
+#: Plain jobs and array elements (1234[7]).
+LSF = batch_kind(LsfBackend, "LSF", r"[1-9]\d{0,17}(?:\[\d{1,9}\])?")

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from .._status import Status
-from ._batch import BatchBackend, BatchState, run_command
+from ._batch import BatchBackend, BatchState, batch_kind, run_command
 from ._protocol import BackendError
 
 _SUBMITTED, _RUNNING, _FINISHED = set("QHWTM"), set("RESUB"), set("FX")
@@ -69,3 +69,7 @@ class PbsBackend(BatchBackend):
 
     def kill_command(self, job_id: str) -> list[str]:
         return ["qdel", job_id]
+
+
+#: 1234, 1234.server, 1234[7].server
+PBS = batch_kind(PbsBackend, "PBS", r"[1-9]\d{0,17}(?:\[\d{0,9}\])?(?:\.[A-Za-z0-9][\w.-]{0,252})?")

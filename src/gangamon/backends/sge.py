@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .._status import Status
-from ._batch import BatchBackend, BatchState, run_command
+from ._batch import BatchBackend, BatchState, batch_kind, run_command
 from ._protocol import BackendError
 
 
@@ -75,3 +75,7 @@ class SgeBackend(BatchBackend):
 
     def kill_command(self, job_id: str) -> list[str]:
         return ["qdel", job_id]
+
+
+#: job or job.task
+SGE = batch_kind(SgeBackend, "SGE", r"[1-9]\d{0,17}(?:\.\d{1,9})?")

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 import trio
 
 from .._status import Status
-from ._batch import BatchBackend, BatchState, output, run_command
+from ._batch import (
+    BATCH_SETTINGS,
+    BatchBackend,
+    BatchConfig,
+    BatchState,
+    batch_kind,
+    output,
+    run_command,
+)
+from ._kind import Finding
 from ._protocol import BackendError, BackendSettings, BackendUnavailable
 
 log = logging.getLogger("gangamon.slurm")
@@ -96,12 +105,11 @@ class SlurmBackend(BatchBackend):
     def __init__(
         self,
         *,
-        settings: BackendSettings | None = None,
+        settings: BackendSettings = BATCH_SETTINGS,
         vanish_grace: float = 600.0,
         name: str = "slurm",
     ) -> None:
-        super().__init__(settings=settings, vanish_grace=vanish_grace)
-        self.name = name
+        super().__init__(settings=settings, vanish_grace=vanish_grace, name=name)
         self.probe: SlurmProbe | None = None
 
     @contextlib.asynccontextmanager
@@ -166,3 +174,27 @@ class SlurmBackend(BatchBackend):
 
 def _text(result: subprocess.CompletedProcess[bytes]) -> str:
     return result.stdout.decode(errors="replace")
+
+
+async def _doctor_probe(backend: SlurmBackend, config: BatchConfig) -> AsyncIterator[Finding]:
+    name = backend.name
+    try:
+        async with backend.lifespan():
+            probe = backend.probe
+    except (BackendError, OSError) as e:
+        yield Finding(False, name, f"Slurm not usable: {e}")
+        return
+    assert probe is not None
+    yield Finding(True, name, "Slurm controller answers")
+    yield Finding(
+        probe.accounting,
+        name,
+        "accounting (sacct) works"
+        if probe.accounting
+        else "no accounting: jobs Slurm has forgotten (after MinJobAge) can only end as unknown",
+    )
+    yield Finding(True, name, f"MinJobAge {probe.min_job_age} s")
+
+
+#: Plain jobs, array tasks (1234_7) and heterogeneous components (1234+1).
+SLURM = batch_kind(SlurmBackend, "Slurm", r"[1-9]\d{0,17}(?:[_+]\d{1,9})?", _doctor_probe)

@@ -1,0 +1,114 @@
+"""DIRAC as a configured backend kind: its table, how it is built, how `doctor` probes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from ..._errors import GangamonError
+from .._kind import HOME, BackendKind, BadSetting, Finding, Polling
+from .._protocol import BackendError
+from ._backend import DIRAC_SETTINGS, DiracBackend
+from ._client import DiracClientTransport
+from ._https import DiracHttps
+from ._proxy import check_proxy, proxy_location
+
+_GRID_CA = Path("/etc/grid-security/certificates")
+
+
+class DiracConfig(Polling, frozen=True, kw_only=True):
+    #: DIRAC's Tornado HTTPS address (scheme, host, port), or dips:// with transport "client".
+    url: str
+    #: "https": gangamon's own client; "client": DIRAC's Python client, if installed.
+    transport: Literal["https", "client"] = "https"
+    #: Default: $X509_USER_PROXY, else /tmp/x509up_u<uid>.
+    proxy: str | None = None
+    #: CA file or directory. Default: $X509_CERT_DIR, else /etc/grid-security/certificates.
+    ca: str | None = None
+    output_dir: str = str(HOME / "dirac-output")
+    download_output: bool = True
+
+
+def _check(config: DiracConfig) -> None:
+    parts = urlsplit(config.url)
+    allowed = ("https", "http") if config.transport == "https" else ("https", "dips")
+    if parts.scheme not in allowed or not parts.hostname or parts.path not in ("", "/"):
+        raise BadSetting(
+            "url",
+            config.url,
+            f"expected {' or '.join(allowed)}://host:port for transport {config.transport!r}",
+        )
+
+
+def _build(name: str, config: DiracConfig) -> DiracBackend:
+    proxy = proxy_location(Path(config.proxy).expanduser() if config.proxy else None)
+    settings = config.settings(DIRAC_SETTINGS)
+    # A connection (or a thread) for every call the backend's limiters let through.
+    calls = settings.concurrency + settings.finalise_concurrency
+    transport: DiracHttps | DiracClientTransport
+    if config.transport == "https":
+        transport = DiracHttps(config.url, proxy=proxy, ca=_ca(config.ca), pool=calls)
+    else:
+        transport = DiracClientTransport(proxy=proxy, url=config.url, threads=calls)
+    return DiracBackend(
+        transport,
+        output_dir=Path(config.output_dir).expanduser(),
+        settings=settings,
+        download_output=config.download_output,
+        name=name,
+    )
+
+
+def _ca(configured: str | None) -> Path | None:
+    if configured:
+        return Path(configured).expanduser()
+    if os.environ.get("X509_CERT_DIR"):
+        return Path(os.environ["X509_CERT_DIR"])
+    return _GRID_CA if _GRID_CA.is_dir() else None
+
+
+async def _probe(backend: DiracBackend, config: DiracConfig) -> AsyncIterator[Finding]:
+    name = backend.name
+    proxy = backend.transport.proxy
+    if proxy is not None:
+        try:
+            expiry = check_proxy(proxy)
+        except BackendError as e:
+            yield Finding(False, name, str(e))
+            return
+        left = expiry - dt.datetime.now(dt.UTC)
+        yield Finding(
+            True, name, f"proxy {proxy} valid until {expiry:%Y-%m-%d %H:%M} UTC ({_hours(left)})"
+        )
+    transport = backend.transport
+    if isinstance(transport, DiracHttps) and transport.ca is not None and not transport.ca.exists():
+        yield Finding(False, name, f"CA {transport.ca} does not exist")
+        return
+    try:
+        async with transport.session():
+            await transport.call("WorkloadManagement", "JobMonitoring", "getJobsStatus", [])
+    except (BackendError, GangamonError, OSError) as e:
+        yield Finding(False, name, f"{config.url}: {e}")
+        return
+    yield Finding(True, name, f"{config.url} answers JobMonitoring calls")
+
+
+def _hours(left: dt.timedelta) -> str:
+    hours = left.total_seconds() / 3600
+    return f"{hours:.1f} h left" if hours >= 1 else f"{hours * 60:.0f} min left: renew soon"
+
+
+DIRAC = BackendKind(
+    name="dirac",
+    display_name="DIRAC",
+    config=DiracConfig,
+    build=_build,
+    probe=_probe,
+    id_grammar=re.compile(r"[1-9]\d{0,17}"),
+    check=_check,
+)
