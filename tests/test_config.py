@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gangamon._config import ConfigError, build_backends, load_config, parse_config
 from gangamon.backends.dirac import DiracBackend, DiracClientTransport, DiracHttps
 from gangamon.backends.local import LocalBackend
 from gangamon.backends.slurm import SlurmBackend
+from gangamon.cli._config import ConfigError, build_backends, load_config, parse_config
 
 
 def test_no_file_means_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,8 @@ import pytest
 from rich.console import Console
 
 from gangamon import Status
-from gangamon._demo import run_demo, summary_table
-from gangamon._view import View
+from gangamon.cli._demo import run_demo, summary_table
+from gangamon.cli._view import View
 
 
 @pytest.mark.realtime

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import trio
 
-from gangamon._config import parse_config
-from gangamon._doctor import examine
+from gangamon.cli._config import parse_config
+from gangamon.cli._doctor import examine
 from gangamon.sim._certs import make_credentials
 from gangamon.sim.dirac import DiracSim
 

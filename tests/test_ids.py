@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from gangamon._ids import MAX_RANGE, BadJobId, parse_ids, read_id_file
+from gangamon.cli._ids import MAX_RANGE, BadJobId, parse_ids, read_id_file
 
 GOOD = {
     "dirac": ["1", "123456789"],

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gangamon._config import ConfigError, build_backends, parse_config
-from gangamon._ids import BadJobId, parse_ids
 from gangamon.backends import Backend
 from gangamon.backends._kind import BackendKind, Finding, Polling
 from gangamon.backends._kinds import KINDS
 from gangamon.backends.dirac._kind import DiracConfig
+from gangamon.cli._config import ConfigError, build_backends, parse_config
+from gangamon.cli._ids import BadJobId, parse_ids
 
 
 def test_each_kind_is_recorded_under_its_name_with_a_table_and_an_id_grammar() -> None:
@@ -69,7 +69,7 @@ def test_a_kinds_own_check_names_the_key_and_the_value() -> None:
 async def test_doctor_probes_a_backend_as_its_kinds_record_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gangamon import _doctor
+    from gangamon.cli import _doctor
 
     async def probe(backend: Backend, config: Polling):  # type: ignore[no-untyped-def]
         yield Finding(True, backend.name, f"probed at {config.poll_interval}")

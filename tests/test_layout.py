@@ -1,6 +1,6 @@
 """The package's layout: no module imports itself back, through any chain, typing-only imports
-included (a cycle there is a layering mistake all the same); public names report the public
-module they are imported from."""
+included (a cycle there is a layering mistake all the same); the core never imports the
+faces; public names report the public module they are imported from."""
 
 from __future__ import annotations
 
@@ -75,6 +75,22 @@ def test_no_import_cycles() -> None:
     graph = {module_name(p): imports(p, modules) for p in paths}
     assert len(graph) > 50  # the walk found the package
     assert cycles(graph) == []
+
+
+def test_the_core_never_imports_the_faces() -> None:
+    """The command, its configuration, service and views (`gangamon.cli`) sit on the core;
+    nothing else imports them (the Ganga shim and `embed` included). Fails if one does."""
+    paths = list((SRC / "gangamon").rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    faces = {m for m in modules if m == "gangamon.cli" or m.startswith("gangamon.cli.")}
+    faces.add("gangamon.__main__")  # `python -m gangamon`: the command too
+    assert "gangamon.cli._config" in faces
+    inward = {
+        name: sorted(found & faces)
+        for p in paths
+        if (name := module_name(p)) not in faces and (found := imports(p, modules)) & faces
+    }
+    assert inward == {}
 
 
 def test_a_cycle_is_found() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gangamon._logs import configure
+from gangamon.cli._logs import configure
 
 
 @pytest.fixture(autouse=True)

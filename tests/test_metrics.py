@@ -21,14 +21,14 @@ from hypothesis import given, strategies as st
 from gangamon._engine import MonitorStatistics
 from gangamon._errors import GangamonError
 from gangamon._histogram import DETECTION_BUCKETS, Histogram, HistogramStatistics
-from gangamon._metrics import (
+from gangamon._status import Status
+from gangamon._supervise import BackendStatistics
+from gangamon.cli._metrics import (
     CONTENT_TYPE,
     MetricsPortInUse,
     exposition,
     serve_metrics,
 )
-from gangamon._status import Status
-from gangamon._supervise import BackendStatistics
 
 S = Status
 

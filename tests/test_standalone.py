@@ -15,9 +15,9 @@ import msgspec
 import trio
 
 from gangamon import MonitorStatistics, NewJob, Status, Store
-from gangamon._config import parse_config
-from gangamon._standalone import Snapshot, read_snapshot, serve, statistics_path
 from gangamon.backends.local import LocalBackend
+from gangamon.cli._config import parse_config
+from gangamon.cli._standalone import Snapshot, read_snapshot, serve, statistics_path
 
 
 async def test_run_picks_up_tracked_jobs_serves_metrics_and_stops_on_sigterm(

@@ -12,10 +12,10 @@ from rich.console import Console
 
 from gangamon import MonitorStatistics, NewJob, Status, Store, Transition
 from gangamon._astore import AsyncStore
-from gangamon._standalone import Snapshot, statistics_path
 from gangamon._supervise import BackendStatistics
-from gangamon._view import CallRates, active_jobs, collect, render, render_text
 from gangamon.cli import main
+from gangamon.cli._standalone import Snapshot, statistics_path
+from gangamon.cli._view import CallRates, active_jobs, collect, render, render_text
 
 
 def _health(name: str, **changes: object) -> BackendStatistics:

@@ -15,10 +15,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ._astore import AsyncStore
-from ._status import ACTIVE, FINAL, Status
-from ._store import JournalEntry
-from ._supervise import BackendStatistics
+from .._astore import AsyncStore
+from .._status import ACTIVE, FINAL, Status
+from .._store import JournalEntry
+from .._supervise import BackendStatistics
 
 #: Status columns in the order a job meets them; any other status is counted under "other".
 COLUMNS = (

@@ -17,10 +17,10 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from ._errors import GangamonError
-from .backends import Backend
-from .backends._kind import HOME, BadSetting, Polling, PositiveFloat
-from .backends._kinds import KINDS
+from .._errors import GangamonError
+from ..backends import Backend
+from ..backends._kind import HOME, BadSetting, Polling, PositiveFloat
+from ..backends._kinds import KINDS
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 T = TypeVar("T")

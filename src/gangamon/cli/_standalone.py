@@ -19,10 +19,10 @@ from pathlib import Path
 import msgspec
 import trio
 
+from .._engine import Monitor, MonitorStatistics
+from .._store import Store
 from ._config import Config, build_backends
-from ._engine import Monitor, MonitorStatistics
 from ._metrics import exposition, serve_metrics
-from ._store import Store
 
 log = logging.getLogger("gangamon.run")
 

@@ -24,16 +24,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ._astore import AsyncStore
-from ._engine import Monitor, open_monitor
-from ._status import FINAL, Status
-from ._store import NewJob, Store
+from .._astore import AsyncStore
+from .._engine import Monitor, open_monitor
+from .._status import FINAL, Status
+from .._store import NewJob, Store
+from ..backends import BackendSettings
+from ..backends.dirac import DiracBackend, DiracHttps, ganga_status
+from ..backends.local import LocalBackend, exit_record
+from ..sim._certs import make_credentials
+from ..sim.dirac import DiracSim, LatencyModel
 from ._view import CallRates, View, active_jobs, collect, render, render_text
-from .backends import BackendSettings
-from .backends.dirac import DiracBackend, DiracHttps, ganga_status
-from .backends.local import LocalBackend, exit_record
-from .sim._certs import make_credentials
-from .sim.dirac import DiracSim, LatencyModel
 
 
 @dataclass(frozen=True)

@@ -24,17 +24,20 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from . import _demo, _doctor, _logs, _standalone
-from ._astore import AsyncStore
+from .._astore import AsyncStore
+from .._errors import GangamonError, StoreError, single_exception
+from .._status import Status, parse_status
+from .._store import JobRecord, JournalEntry, NewJob, Store
+from ..sim import dirac_cfg
+from ..sim._certs import make_credentials
+from ..sim.dirac import DiracSim, LatencyModel
 from ._config import Config, load_config
-from ._errors import GangamonError, StoreError, single_exception
+from ._demo import main as demo_main
+from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
-from ._status import Status, parse_status
-from ._store import JobRecord, JournalEntry, NewJob, Store
+from ._logs import configure as configure_logs
+from ._standalone import read_snapshot, serve as run_service
 from ._view import CallRates, collect, render, render_text
-from .sim import dirac_cfg
-from .sim._certs import make_credentials
-from .sim.dirac import DiracSim, LatencyModel
 
 #: Exit code for bad input and failed checks (click's own usage errors exit with 2).
 FAILED = 1
@@ -106,7 +109,7 @@ def cli(
     ctx: click.Context, config_path: Path | None, store: Path | None, verbose: int, log_json: bool
 ) -> None:
     """gangamon: job monitoring for Ganga-style job management."""
-    _logs.configure(verbose, as_json=log_json)
+    configure_logs(verbose, as_json=log_json)
     ctx.obj = Settings(config_path, store)
 
 
@@ -120,7 +123,7 @@ def cli(
 def run(settings: Settings, metrics_port: int | None) -> None:
     """Monitor the store's jobs until SIGINT or SIGTERM; then stop gracefully."""
     config = dataclasses.replace(settings.config, store=settings.store)
-    trio.run(partial(_standalone.serve, config, metrics_port=metrics_port or config.metrics_port))
+    trio.run(partial(run_service, config, metrics_port=metrics_port or config.metrics_port))
 
 
 @cli.command()
@@ -250,7 +253,7 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
         live = None if once or not console.is_terminal else Live(console=console)
         with live if live is not None else contextlib.nullcontext():
             while True:
-                snapshot = _standalone.read_snapshot(path)
+                snapshot = read_snapshot(path)
                 health = None if snapshot is None else snapshot.statistics.backends
                 per_second = {} if snapshot is None else rates.update(snapshot.time, health or {})
                 note = "" if snapshot else "no monitor is running on this store (gangamon run)"
@@ -285,7 +288,7 @@ def doctor(settings: Settings) -> None:
 
     async def check() -> bool:
         healthy = True
-        async for finding in _doctor.examine(config):
+        async for finding in examine(config):
             mark = click.style("ok  ", fg="green") if finding.ok else click.style("FAIL", fg="red")
             click.echo(f"{mark} {finding.part}: {finding.says}")
             healthy &= finding.ok
@@ -305,7 +308,7 @@ def demo(headless: bool, jobs: int, local_jobs: int) -> None:
     console = Console()
     if not console.is_terminal:
         headless, console = True, Console(width=120)
-    sys.exit(_demo.main(headless=headless, dirac_jobs=jobs, local_jobs=local_jobs, console=console))
+    sys.exit(demo_main(headless=headless, dirac_jobs=jobs, local_jobs=local_jobs, console=console))
 
 
 @cli.group()

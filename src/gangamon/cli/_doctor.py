@@ -13,11 +13,11 @@ from pathlib import Path
 
 import trio
 
+from .._errors import GangamonError
+from .._store import Store
+from ..backends._kind import Finding
+from ..backends._kinds import KINDS
 from ._config import Config, build_backends
-from ._errors import GangamonError
-from ._store import Store
-from .backends._kind import Finding
-from .backends._kinds import KINDS
 
 PROBE_DEADLINE = 15.0
 

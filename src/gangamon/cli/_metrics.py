@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import h11
 import trio
 
-from ._errors import GangamonError
-from ._histogram import Histogram, HistogramStatistics
-from ._status import ACTIVE, Status
+from .._errors import GangamonError
+from .._histogram import Histogram, HistogramStatistics
+from .._status import ACTIVE, Status
 
 if TYPE_CHECKING:
-    from ._engine import MonitorStatistics
-    from ._supervise import BackendStatistics
+    from .._engine import MonitorStatistics
+    from .._supervise import BackendStatistics
 
 log = logging.getLogger("gangamon.metrics")
 

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ._errors import GangamonError
-from .backends._kinds import KINDS
+from .._errors import GangamonError
+from ..backends._kinds import KINDS
 
 #: Longest range accepted in one token: a typo like 1-100000000 should not fill the store.
 MAX_RANGE = 1_000_000
