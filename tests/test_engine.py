@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -404,7 +405,11 @@ class ExpiredProxyGrid(FakeGrid):
     """Every poll: the proxy has expired (a person has to act). Checked before any call,
     as `DiracBackend.poll` checks it."""
 
+    renewed = False
+
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
+        if self.renewed:
+            return await super().poll(jobs)
         raise BackendUnavailable("proxy /tmp/x509up_u0 expired at 2026-12-01 10:00 UTC")
 
 
@@ -419,6 +424,43 @@ async def test_an_expired_proxy_is_named_when_every_chunk_poll_raises_it_at_once
         await trio.sleep(5)
         stats = monitor.statistics().backends["grid"]
     assert stats.problem == "proxy /tmp/x509up_u0 expired at 2026-12-01 10:00 UTC"
+
+
+async def test_failing_polls_show_in_problem_from_the_first_until_the_first_good_one(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The problem stayed empty (and the backend "up") while every poll failed.
+    grid = FakeGrid(latency=1.0, poll_interval=10.0)
+    store.add_jobs(jobs_on("grid", 3))
+    grid.truth = {str(i): Status.SUBMITTED for i in range(3)}
+    grid.fail_polls = 2
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(1.5)  # the first poll has failed
+        failing = monitor.statistics().backends["grid"]
+        assert failing.problem == "poll failed: RuntimeError: grid says no"
+        assert failing.last_success is None
+        while len(grid.poll_starts) < 3:  # noqa: ASYNC110 (virtual time)
+            await trio.sleep(1)
+        await trio.sleep(1.5)  # the third poll has answered
+        working = monitor.statistics().backends["grid"]
+    assert working.problem is None
+    assert working.last_success is not None
+    assert abs(working.last_success - time.time()) < 60
+
+
+async def test_a_crash_is_the_problem_until_a_poll_after_the_restart_succeeds(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The supervisor's problem was never cleared once the backend worked again.
+    grid = ExpiredProxyGrid(restart_delay=1.0, max_restart_delay=2.0)
+    store.add_jobs(jobs_on("grid", 2))
+    grid.truth = {str(i): Status.SUBMITTED for i in range(2)}
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(0.5)
+        assert monitor.statistics().backends["grid"].problem is not None
+        grid.renewed = True
+        await trio.sleep(5)
+        assert monitor.statistics().backends["grid"].problem is None
 
 
 class SlowKillGrid(FakeGrid):

@@ -97,6 +97,7 @@ DIRAC = BackendStatistics(
     last_poll_latency=0.25,
     interval=30.0,
     problem=None,
+    last_success=1_796_000_000.5,
 )
 SLURM = replace(
     DIRAC, name="slurm", last_poll_latency=None, interval=1e-05, problem="squeue: not found"
@@ -143,6 +144,8 @@ def test_exposition_key_samples() -> None:
         'gangamon_backend_last_poll_latency_seconds{backend="dirac"} 0.25',
         'gangamon_backend_up{backend="dirac"} 1',
         'gangamon_backend_up{backend="slurm"} 0',
+        "# TYPE gangamon_backend_last_success_timestamp_seconds gauge",
+        'gangamon_backend_last_success_timestamp_seconds{backend="dirac"} 1796000000.5',
         'gangamon_jobs{backend="dirac",status="running"} 5',
         'gangamon_jobs{backend="dirac",status="submitted"} 2',
         'gangamon_jobs{backend="dirac",status="completing"} 0',

@@ -8,6 +8,7 @@ equal to the job's last stored status (most of every sweep).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import trio
@@ -41,6 +42,14 @@ class CallCounts:
     garbage: int = 0
     in_flight: int = 0
     last_poll_latency: float | None = None
+    #: When a poll last succeeded (Unix time).
+    last_success: float | None = None
+    #: Why the backend is not working (a crash, a failed poll) until a poll succeeds.
+    problem: str | None = None
+
+    def succeeded(self) -> None:
+        self.last_success = time.time()
+        self.problem = None
 
 
 class Outbox:

@@ -43,7 +43,11 @@ class BackendStatistics:
     jobs_by_status: dict[Status, int]
     last_poll_latency: float | None
     interval: float
+    #: Why the backend is not working, from its last crash or failed poll until a poll
+    #: succeeds (for a backend that does not poll: until it has started again).
     problem: str | None
+    #: When a poll last succeeded (Unix time).
+    last_success: float | None = None
 
 
 class BackendRunner:
@@ -60,8 +64,6 @@ class BackendRunner:
         self.sweeper = Sweeper(backend, self.jobs, self.outbox)
         self.tasks = JobTasks(backend, self.outbox)
         self.restarts = 0
-        #: Why the backend is not working, while it is not (shown by `statistics`).
-        self.problem: str | None = None
         self._rng = rng
         self._stopped = trio.Event()
         self._task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -134,7 +136,8 @@ class BackendRunner:
             jobs_by_status=self.jobs.by_status(),
             last_poll_latency=counts.last_poll_latency,
             interval=self.sweeper.interval,
-            problem=self.problem,
+            problem=counts.problem,
+            last_success=counts.last_success,
         )
 
     # -- supervision -----------------------------------------------------------------------
@@ -176,19 +179,20 @@ class BackendRunner:
                         self._rng.uniform(0.5, 1.0),
                     )
                     cause = _unavailable(exc) or single_exception(exc)
+                    counts = self.outbox.counts
                     if isinstance(cause, BackendUnavailable):
                         # A person has to act: say so once, then check back now and then.
                         delay = self.settings.max_restart_delay
-                        if str(cause) != self.problem:
+                        if str(cause) != counts.problem:
                             log.error(
                                 "backend %s unavailable: %s",
                                 self.name,
                                 cause,
                                 extra=self.outbox.tag,
                             )
-                        self.problem = str(cause)
+                        counts.problem = str(cause)
                     else:
-                        self.problem = f"crashed: {describe(cause)}"
+                        counts.problem = f"crashed: {describe(cause)}"
                         log.warning(
                             "backend %s crashed (%s); restart %d in %.1f s",
                             self.name,
@@ -205,6 +209,8 @@ class BackendRunner:
             try:
                 if self.backend.polls:
                     await self.sweeper.run(nursery, self._stopped)
+                else:
+                    self.outbox.counts.problem = None  # it started: nothing else will say so
                 self.tasks.open(nursery)
                 for job in list(self.jobs.values()):
                     self._start_job_task(job)

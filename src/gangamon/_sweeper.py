@@ -138,6 +138,7 @@ class Sweeper:
             except Exception as exc:
                 counts.errors += 1
                 failures.append(True)
+                counts.problem = f"poll failed: {describe(exc)}"
                 log.warning(
                     "backend %s: poll of %d jobs failed: %s",
                     name,
@@ -151,6 +152,7 @@ class Sweeper:
             if deadline.cancelled_caught:
                 counts.timeouts += 1
                 failures.append(True)
+                counts.problem = f"poll passed its {deadline_s:g} s deadline"
                 log.warning(
                     "backend %s: poll of %d jobs passed its %.1f s deadline",
                     name,
@@ -160,6 +162,7 @@ class Sweeper:
                 )
                 return
             counts.last_poll_latency = trio.current_time() - started
+            counts.succeeded()
         await self.outbox.forward(updates, {j.id for j in chunk}, started)
 
 

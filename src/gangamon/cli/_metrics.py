@@ -57,6 +57,11 @@ _PER_BACKEND: list[tuple[str, str, Callable[[BackendStatistics], float | None]]]
     ("backend_poll_interval_seconds", "Sweep interval (backs off).", lambda b: b.interval),
     ("backend_last_poll_latency_seconds", "Last poll duration.", lambda b: b.last_poll_latency),
     ("backend_up", "1 unless the backend reports a problem.", lambda b: int(b.problem is None)),
+    (
+        "backend_last_success_timestamp_seconds",
+        "When a poll last succeeded (Unix time).",
+        lambda b: b.last_success,
+    ),
 ]
 _MONITOR_WIDE: list[tuple[str, str, Callable[[MonitorStatistics], int]]] = [
     ("queue_depth", "Reports waiting for the writer.", lambda s: s.queue_depth),
