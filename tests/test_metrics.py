@@ -98,6 +98,7 @@ DIRAC = BackendStatistics(
     interval=30.0,
     problem=None,
     last_success=1_796_000_000.5,
+    credentials_expiry=1_796_086_400.0,
 )
 SLURM = replace(
     DIRAC, name="slurm", last_poll_latency=None, interval=1e-05, problem="squeue: not found"
@@ -146,6 +147,7 @@ def test_exposition_key_samples() -> None:
         'gangamon_backend_up{backend="slurm"} 0',
         "# TYPE gangamon_backend_last_success_timestamp_seconds gauge",
         'gangamon_backend_last_success_timestamp_seconds{backend="dirac"} 1796000000.5',
+        'gangamon_backend_credentials_expiry_timestamp_seconds{backend="dirac"} 1796086400.0',
         'gangamon_jobs{backend="dirac",status="running"} 5',
         'gangamon_jobs{backend="dirac",status="submitted"} 2',
         'gangamon_jobs{backend="dirac",status="completing"} 0',

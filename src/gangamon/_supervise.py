@@ -48,6 +48,8 @@ class BackendStatistics:
     problem: str | None
     #: When a poll last succeeded (Unix time).
     last_success: float | None = None
+    #: When the backend's credentials expire (Unix time), where it knows.
+    credentials_expiry: float | None = None
 
 
 class BackendRunner:
@@ -138,6 +140,7 @@ class BackendRunner:
             interval=self.sweeper.interval,
             problem=counts.problem,
             last_success=counts.last_success,
+            credentials_expiry=self.backend.credentials_expiry,
         )
 
     # -- supervision -----------------------------------------------------------------------

@@ -125,6 +125,8 @@ class Backend:
     #: uploaded): jobs in one are polled every `settings.ending_poll_interval`, not only at
     #: the sweeps, so that their end is seen sooner.
     ending: frozenset[str] = frozenset()
+    #: When the credentials the backend uses expire (Unix time), where it knows.
+    credentials_expiry: float | None = None
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """Report the current status of `jobs`. Jobs the backend does not know are left out.

@@ -62,6 +62,11 @@ _PER_BACKEND: list[tuple[str, str, Callable[[BackendStatistics], float | None]]]
         "When a poll last succeeded (Unix time).",
         lambda b: b.last_success,
     ),
+    (
+        "backend_credentials_expiry_timestamp_seconds",
+        "When the backend's credentials (a DIRAC proxy) expire (Unix time).",
+        lambda b: b.credentials_expiry,
+    ),
 ]
 _MONITOR_WIDE: list[tuple[str, str, Callable[[MonitorStatistics], int]]] = [
     ("queue_depth", "Reports waiting for the writer.", lambda s: s.queue_depth),

@@ -76,8 +76,11 @@ def _builder(
     )
 
 
-def make_credentials(directory: Path, *, hostname: str = "localhost") -> Credentials:
-    """Create the CA, host certificate and proxies in `directory` (made if missing)."""
+def make_credentials(
+    directory: Path, *, hostname: str = "localhost", proxy_hours: float = 24.0
+) -> Credentials:
+    """Create the CA, host certificate and proxies in `directory` (made if missing); the
+    proxy is valid for `proxy_hours` from now."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -128,7 +131,8 @@ def make_credentials(directory: Path, *, hostname: str = "localhost") -> Credent
     host_key_file = directory / "host.key"
     host_key_file.write_bytes(_key_pem(host_key))
     host_key_file.chmod(0o600)
-    proxy = _write_proxy(directory / "proxy.pem", user, user_key, now, hours=24)
+    lifetime = proxy_hours + 5 / 60  # `now` is five minutes ago
+    proxy = _write_proxy(directory / "proxy.pem", user, user_key, now, hours=lifetime)
     expired = _write_proxy(
         directory / "expired-proxy.pem", user, user_key, now - dt.timedelta(days=2), hours=1
     )

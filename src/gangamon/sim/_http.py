@@ -73,9 +73,12 @@ async def _respond(
     sim: Served, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
 ) -> Reply | None:
     target = request.target.decode(errors="replace")
-    if isinstance(stream, trio.SSLStream) and not stream.getpeercert():
-        sim.stats.unauthenticated += 1
-        return 401, "text/plain", b"Unauthorized: no client certificate"
+    if isinstance(stream, trio.SSLStream):
+        peer = stream.getpeercert()
+        if not peer:
+            sim.stats.unauthenticated += 1
+            return 401, "text/plain", b"Unauthorized: no client certificate"
+        sim.stats.client_serials[str(peer.get("serialNumber"))] += 1
     if request.method == b"GET" and target.startswith(("/sandbox/", _SANDBOX_PATH)):
         if target.startswith(_SANDBOX_PATH):
             tarball = sim.sandbox.tarball(target)

@@ -24,6 +24,8 @@ class SimStatistics:
     refused_connections: int = 0
     faults_served: Counter[str] = field(default_factory=Counter)
     unauthenticated: int = 0
+    #: HTTPS requests by the serial number (hex) of the client certificate they came with.
+    client_serials: Counter[str] = field(default_factory=Counter)
 
 
 class Served(Protocol):

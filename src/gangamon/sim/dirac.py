@@ -98,6 +98,7 @@ class DiracSim:
         self.outcomes = outcomes or Outcomes()
         self.latency = latency or LatencyModel()
         self.credentials = credentials
+        self._current_context: ssl.SSLContext | None = None
         self.clock = clock
         self.stats = SimStatistics()
         self.url = ""
@@ -178,13 +179,35 @@ class DiracSim:
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.credentials is None:
             return None
+        context = self._credentials_context(self.credentials)
+        self._current_context = context
+        # Each handshake takes the credentials of the moment (see `renew`).
+        context.sni_callback = self._present_current
+        return context
+
+    @staticmethod
+    def _credentials_context(credentials: Credentials) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.credentials.host_cert, self.credentials.host_key)
-        context.load_verify_locations(self.credentials.ca_file)
+        context.load_cert_chain(credentials.host_cert, credentials.host_key)
+        context.load_verify_locations(credentials.ca_file)
         # Optional, so that a client without a certificate gets DIRAC's 401, not a TLS alert.
         context.verify_mode = ssl.CERT_OPTIONAL
         context.verify_flags |= ssl.VERIFY_ALLOW_PROXY_CERTS
         return context
+
+    def _present_current(
+        self, connection: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext
+    ) -> None:
+        current = self._current_context
+        if current is not None and context is not current:
+            connection.context = current
+
+    def renew(self, credentials: Credentials) -> None:
+        """New connections get a host certificate from `credentials` and are trusted only if
+        their client certificate is (as after a renewal of the grid's CA); connections
+        already open keep theirs."""
+        self.credentials = credentials
+        self._current_context = self._credentials_context(credentials)
 
     async def _serve(
         self,

@@ -20,12 +20,15 @@ from .._protocol import Backend, BackendError, BackendSettings, JobRef, Update
 from ._details import job_details, rows_by_job
 from ._prefetch import SandboxPrefetch
 from ._proxy import check_proxy
+from ._renewal import Fingerprint, fingerprint
 from ._states import DiracStatus, UnknownDiracStatus, ganga_status, reported_state
 from ._wire import DiracError, JobState
 
 log = logging.getLogger("gangamon.dirac")
 
 _MONITORING = ("WorkloadManagement", "JobMonitoring")
+#: A proxy with less than this left is warned of (once), so that it is renewed in time.
+PROXY_WARNING = dt.timedelta(hours=1)
 
 
 class DiracTransport(Protocol):
@@ -102,6 +105,8 @@ class DiracBackend(Backend):
         self.status_map = status_map
         self.transport = transport
         self._proxy_expiry: dt.datetime | None = None
+        self._proxy_stamp: Fingerprint = ()
+        self._warned_for: dt.datetime | None = None
         self._prefetch: SandboxPrefetch | None = None
         #: Every call of a finalisation, early downloads included: at most finalise_concurrency
         #: (the engine's bound is on finalisations, and one may wait for an early download).
@@ -113,21 +118,38 @@ class DiracBackend(Backend):
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[None]:
         self._proxy_expiry = None
+        self.credentials_expiry = None
         self._check_proxy()
         self._prefetch = SandboxPrefetch(self._download, self._finalising)
         async with self.transport.session(), self._prefetch.running():
             yield
 
     def _check_proxy(self) -> None:
-        """One clear error when the proxy is missing or has expired, not a stream of 401s.
+        """One clear error when the proxy is missing or has expired, not a stream of 401s;
+        a warning once when it has less than `PROXY_WARNING` left.
 
-        The file is read again only once the expiry we know of has passed (it may have
-        been renewed meanwhile).
+        The file is read again when it has changed (renewed), or once the expiry we know of
+        has passed.
         """
         proxy = self.transport.proxy
+        if proxy is None:
+            return
         now = dt.datetime.now(dt.UTC)
-        if proxy is not None and (self._proxy_expiry is None or self._proxy_expiry <= now):
-            self._proxy_expiry = check_proxy(proxy, now=now)
+        stamp = fingerprint(proxy)
+        expiry = self._proxy_expiry
+        if expiry is None or expiry <= now or stamp != self._proxy_stamp:
+            self._proxy_stamp = stamp
+            self._proxy_expiry = expiry = check_proxy(proxy, now=now)
+            self.credentials_expiry = expiry.timestamp()
+        if expiry - now < PROXY_WARNING and self._warned_for != expiry:
+            self._warned_for = expiry
+            left = (expiry - now).total_seconds() / 60
+            log.warning(
+                "the DIRAC proxy %s expires at %s UTC, in %.0f min: renew it",
+                proxy,
+                f"{expiry:%Y-%m-%d %H:%M}",
+                left,
+            )
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._session()

@@ -13,19 +13,42 @@ them (`compress_response`): a reply for 1000 jobs shrinks from 88 KB to a few.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
 
 from .._protocol import BackendError, BackendUnavailable
+from ._renewal import Fingerprint, fingerprint, root_message, tls_failure
 from ._wire import JobState, WireError, decode_job_states, jdecode, tornado_body, unwrap
 
 #: Headers of a call. DIRAC's Tornado server gzips JSON replies for a client that accepts it,
 #: and its own client does.
 _POST = {"Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding": "gzip"}
+#: Seconds that closing a pool of connections the credentials have outdated may take.
+_CLOSE_DEADLINE = 5.0
+
+log = logging.getLogger("gangamon.dirac")
+
+
+class _Pool:
+    """One httpx transport (its connections) built from one version of the credentials."""
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport, credentials: Fingerprint) -> None:
+        self.transport = transport
+        self.credentials = credentials
+        self.in_use = 0
+        #: Outdated by new credentials: closed once its last call is done.
+        self.retired = False
+
+    async def close(self) -> None:
+        with trio.move_on_after(_CLOSE_DEADLINE) as scope:
+            scope.shield = True
+            await self.transport.aclose()
 
 
 class DiracHttps:
@@ -33,16 +56,31 @@ class DiracHttps:
 
     `proxy` is the X509 proxy presented as client certificate; `ca` a CA file or directory
     to trust (default: the system's). Use inside `async with transport.session():`.
+
+    The proxy and CA files are looked at again every `recheck` seconds, and at the next call
+    after a TLS failure or a refusal of our credentials: when they have changed, later calls
+    go through new connections made with them, and the old connections are closed once
+    their calls are done.
     """
 
     def __init__(
-        self, url: str, *, proxy: Path | None = None, ca: Path | None = None, pool: int = 16
+        self,
+        url: str,
+        *,
+        proxy: Path | None = None,
+        ca: Path | None = None,
+        pool: int = 16,
+        recheck: float = 10.0,
     ) -> None:
         self.url = url.rstrip("/")
         self.proxy = proxy
         self.ca = ca
-        self._pool = pool
-        self._transport: httpx.AsyncHTTPTransport | None = None
+        self.recheck = recheck
+        #: Times the credentials' files were seen changed (a new pool each time).
+        self.renewals = 0
+        self._size = pool
+        self._pool: _Pool | None = None
+        self._next_look = 0.0
         self._endpoints: dict[tuple[str, str], httpx.URL] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -57,19 +95,46 @@ class DiracHttps:
                 raise BackendUnavailable(f"cannot use {self.proxy} as a proxy: {e}") from None
         return context
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[DiracHttps]:
+    def _new_pool(self) -> _Pool:
+        credentials = fingerprint(self.proxy, self.ca)
         verify: ssl.SSLContext | bool = (
             self._ssl_context() if self.url.startswith("https:") else False
         )
-        limits = httpx.Limits(max_connections=self._pool, max_keepalive_connections=self._pool)
+        limits = httpx.Limits(max_connections=self._size, max_keepalive_connections=self._size)
         # No httpx timeout: the engine puts its own deadline on every call.
-        async with httpx.AsyncHTTPTransport(verify=verify, limits=limits) as transport:
-            self._transport = transport
-            try:
-                yield self
-            finally:
-                self._transport = None
+        return _Pool(httpx.AsyncHTTPTransport(verify=verify, limits=limits), credentials)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[DiracHttps]:
+        self._pool = self._new_pool()
+        self._next_look = trio.current_time() + self.recheck
+        try:
+            yield self
+        finally:
+            last, self._pool = self._pool, None
+            await last.close()
+
+    async def _current_pool(self) -> _Pool:
+        """The pool for the next call: a new one if the credentials' files have changed."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("DiracHttps used outside `async with transport.session()`")
+        now = trio.current_time()
+        if now >= self._next_look:
+            self._next_look = now + self.recheck
+            if fingerprint(self.proxy, self.ca) != pool.credentials:
+                outdated, pool = pool, self._new_pool()
+                self._pool = pool
+                self.renewals += 1
+                log.info("%s: proxy or CA changed; new connections use them", self.url)
+                outdated.retired = True
+                if not outdated.in_use:
+                    await outdated.close()
+        return pool
+
+    def _look_again(self) -> None:
+        """The next call checks the credentials' files first."""
+        self._next_look = 0.0
 
     def _endpoint(self, system: str, service: str) -> httpx.URL:
         key = (system, service)
@@ -110,6 +175,7 @@ class DiracHttps:
         )
         status, body = await self._send(request, f"{method} at {endpoint}")
         if status in (401, 403):
+            self._look_again()
             raise BackendUnavailable(
                 f"DIRAC at {endpoint} refused our credentials ({status}): check the proxy"
             )
@@ -147,13 +213,19 @@ class DiracHttps:
 
     async def _send(self, request: httpx.Request, what: str) -> tuple[int, bytes]:
         """(status, decoded body) of one request; transport failures as `BackendError`."""
-        if self._transport is None:
-            raise RuntimeError("DiracHttps used outside `async with transport.session()`")
+        pool = await self._current_pool()
+        pool.in_use += 1
         try:
-            response = await self._transport.handle_async_request(request)
+            response = await pool.transport.handle_async_request(request)
             try:
                 return response.status_code, await response.aread()
             finally:
                 await response.aclose()
         except httpx.HTTPError as e:
-            raise BackendError(f"{what}: {type(e).__name__}: {e}") from None
+            if tls_failure(e):
+                self._look_again()
+            raise BackendError(f"{what}: {type(e).__name__}: {root_message(e)}") from None
+        finally:
+            pool.in_use -= 1
+            if pool.retired and not pool.in_use:
+                await pool.close()
