@@ -65,52 +65,153 @@ def _config(home: Path, text: str) -> list[str]:
     return ["--config", str(path)]
 
 
-def _dirac_only(home: Path, *, expired: bool) -> list[str]:
-    """A DIRAC backend alone, its proxy missing or expired: `doctor` fails on it alone."""
+def _dirac_only(home: Path, proxy: str) -> list[str]:
+    """A DIRAC backend alone, its proxy file as `proxy` says (missing, expired, empty, a
+    directory, garbage): `doctor` fails on it alone."""
     credentials = make_credentials(home / "creds")
-    proxy = credentials.expired_proxy if expired else home / "no-proxy.pem"
+    path = {
+        "missing": home / "no-proxy.pem",
+        "expired": credentials.expired_proxy,
+        "empty": home / "empty-proxy.pem",
+        "dir": home / "creds",
+        "garbage": home / "garbage-proxy.pem",
+    }[proxy]
+    (home / "empty-proxy.pem").touch()
+    (home / "garbage-proxy.pem").write_bytes(b"\x00\xff not a certificate")
     text = (
         '[backends.dirac]\nurl = "https://127.0.0.1:9"\n'
-        f'proxy = "{proxy}"\nca = "{credentials.ca_file}"\n'
+        f'proxy = "{path}"\nca = "{credentials.ca_file}"\n'
     )
     return _config(home, text)
+
+
+_DIRAC = "[backends.dirac]\nurl = 'https://h:1'\n"
+_SLURM = "[backends.slurm]\n"
+
+
+def _numbers() -> list[tuple[str, str]]:
+    """Every number of a configuration: zero, negative, huge, infinite, NaN, of a wrong kind."""
+    cases = []
+    for table, key, kind, top in [
+        (_DIRAC, "poll_interval", "float", "604800.0"),
+        (_DIRAC, "call_deadline", "float", "604800.0"),
+        (_DIRAC, "ending_interval", "float", "604800.0"),
+        (_SLURM, "vanish_grace", "float", "604800.0"),
+        ("", "grace", "float", "604800.0"),
+        (_SLURM, "concurrency", "int", "1024"),
+        (_DIRAC, "finalise_concurrency", "int", "1024"),
+        (_SLURM, "chunk_size", "int", "100000"),
+    ]:
+        low, high = f"expected {kind} > 0.0", f"expected {kind} <= {top}"
+        if kind == "float":
+            values = [("0", "0", low), ("-5", "-5", low), ("1e300", "1e+300", high),
+                      ("inf", "inf", high), ("nan", "nan", low)]  # fmt: skip
+        else:
+            low = "expected int >= 1"
+            values = [("0", "0", low), ("-5", "-5", low), ("10000000000", "10000000000", high),
+                      ("2.5", "2.5", "expected int, got float")]  # fmt: skip
+        for written, shown, says in values:
+            cases.append((f"CONFIG:{table}{key} = {written}\nx status", f"{key} = {shown}: {says}"))
+    return cases
+
+
+def _urls() -> list[tuple[str, str]]:
+    bad = [
+        "ftp://x",
+        "https://[::1",
+        "https://h:99999",
+        "https://h:0",
+        "https://h:x",
+        "https://user@h:1",
+        "https://h:1/WorkloadManagement",
+        "https://h:1?x=1",
+        "https://h:1#top",
+        "https://h :1",
+        "https://h:1\t",
+        "dips://h:9170",  # DIRAC's client only
+        "//h:1",
+        "",
+    ]
+    cases = [
+        (f"CONFIG:[backends.dirac]\nurl = '{u}'\nx status", "backends.dirac.url = ") for u in bad
+    ]
+    cases.append(('CONFIG:[backends.dirac]\nurl = "https://h\\u0001:1"\nx status', "\\x01"))
+    cases.append(
+        (
+            "CONFIG:[backends.dirac]\nurl = 'http://h:1'\ntransport = 'client'\nx status",
+            "expected https or dips://host:port for transport 'client'",
+        )
+    )
+    return cases
 
 
 # (arguments, a fragment the one-line error must contain). `{home}` is the fixture's folder.
 BAD_INPUTS: list[tuple[str, str]] = [
     ("track nosuch 1", "unknown backend 'nosuch' (configured: dirac, slurm, local)"),
+    ("track \x01dirac 1", "unknown backend '\\x01dirac'"),
     ("track dirac abc", "malformed DIRAC job id 'abc'"),
     ("track dirac 12 4.5", "malformed DIRAC job id '4.5'"),
     ("track dirac 0", "malformed DIRAC job id '0'"),
     ("track dirac 300-200", "bad DIRAC id range '300-200'"),
     ("track dirac 1-5000000", "at most 1,000,000 ids"),
+    ("track dirac \u0661\u0662\u0663", "malformed DIRAC job id '\u0661\u0662\u0663'"),
+    ("track dirac 5-\u0667", "malformed DIRAC job id '5-\u0667'"),
+    ("track dirac \uff11\uff12", "malformed DIRAC job id"),  # fullwidth digits
+    ("track dirac 12\x00", "malformed DIRAC job id '12\\x00'"),
     ("track slurm 12x", "malformed Slurm job id '12x'"),
+    ("track slurm \u0661\u0662_3", "malformed Slurm job id"),
     ("track local {home}/nowhere", "is not a local job directory"),
     ("track dirac", "no job ids given"),
     ("track dirac --file {home}/missing.txt", "cannot read job ids from"),
     ("track dirac --file {home}/ids.txt", "line 2"),
+    ("track dirac --file {home}", "is a directory"),
     ("track dirac 5 --status done", "'done' is not one of"),
     ("status --status runing", "'runing' is not one of"),
     ("status --job 999", "unknown job id 999"),
+    ("status --job -3", "unknown job id -3"),
     ("--store {home}/absent.sqlite status", "no such file"),
     ("--store {home} status", "is a directory"),
     ("--store {home}/foreign.sqlite status", "not a gangamon store"),
     ("--store {home}/garbage.sqlite status", "not a gangamon store"),
+    ("--store {home}/empty.sqlite status", "empty: not a gangamon store yet"),
+    ("--store {home}/device.sqlite status", "not a regular file"),
+    ("CONFIG:[backends.local]\nx --store {home}/empty.sqlite doctor", "empty: not a gangamon"),
+    ("--store {home}/foreign.sqlite track dirac 5", "not a gangamon store"),
     ("--config {home}/missing.toml status", "no configuration file at"),
+    ("--config {home} status", "is a directory"),
     ("CONFIG:grace = 'soon'\nx status", "grace = 'soon': expected float, got str"),
-    ("CONFIG:[backends.dirac]\nurl = 'ftp://x'\nx status", "backends.dirac.url = 'ftp://x'"),
-    ("CONFIG:[backends.slurm]\nconcurrency = 0\nx status", "concurrency = 0: expected int >= 1"),
     ("CONFIG:[backends.foo]\nx status", "unknown backend type"),
+    ('CONFIG:[backends.d]\ntype = "dirac\\n"\nx status', "backends.d.type = 'dirac\\n': unknown"),
+    ('CONFIG:[backends."di\\nrac"]\nx status', "backends.'di\\nrac': backend names are"),
+    ('CONFIG:[backends."x y"]\nx status', "backends.'x y': backend names are"),
+    ("CONFIG:[backends.slurm]\nnoise = 1\nx status", "backends.slurm.noise = 1: unknown key"),
+    ("CONFIG:[backends.dirac]\nx status", "backends.dirac.url: missing"),
+    ("CONFIG:backends = 3\nx status", "backends = 3"),
     ("CONFIG:metrics_port = 70000\nx status", "metrics_port = 70000"),
+    ("CONFIG:metrics_port = 0\nx status", "metrics_port = 0"),
     ("CONFIG:[backends.x\nx status", "not valid TOML"),
     ("run --metrics-port {port}", "already in use"),
-    ("DOCTOR:doctor", "no DIRAC proxy at"),
-    ("EXPIRED:doctor", "expired at"),
+    ("PROXY:missing:doctor", "no DIRAC proxy at"),
+    ("PROXY:expired:doctor", "expired at"),
+    ("PROXY:empty:doctor", "holds no PEM certificate"),
+    ("PROXY:garbage:doctor", "holds no PEM certificate"),
+    ("PROXY:dir:doctor", "cannot read the DIRAC proxy"),
     ("watch --interval 0", "Invalid value for '--interval'"),
+    *_numbers(),
+    *_urls(),
 ]
 
 
-@pytest.mark.parametrize(("line", "says"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def _files(home: Path) -> dict[str, bytes]:
+    """Every file under `home` (the store's WAL and shared memory aside: SQLite's own)."""
+    return {
+        str(p): p.read_bytes()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
+
+
+@pytest.mark.parametrize(("line", "says"), BAD_INPUTS, ids=[repr(b[0]) for b in BAD_INPUTS])
 def test_bad_input_is_one_line_and_changes_nothing(
     home: Path, busy_port: int, capsys: pytest.CaptureFixture[str], line: str, says: str
 ) -> None:
@@ -119,29 +220,33 @@ def test_bad_input_is_one_line_and_changes_nothing(
     with sqlite3.connect(home / "foreign.sqlite") as db:
         db.execute("CREATE TABLE photos (id INTEGER)")
     (home / "garbage.sqlite").write_bytes(b"not a database at all" * 100)
-    before = _fingerprint(home / "jobs.sqlite")
+    (home / "empty.sqlite").touch()
+    (home / "device.sqlite").symlink_to("/dev/null")
+    store = _fingerprint(home / "jobs.sqlite")
     args = ["--config", str(home / "config.toml")]
     if line.startswith("CONFIG:"):
         text, _, line = line.removeprefix("CONFIG:").rpartition("\nx ")
         args = _config(home, text)
-    elif line.startswith(("DOCTOR:", "EXPIRED:")):
-        kind, _, line = line.partition(":")
-        args = _dirac_only(home, expired=kind == "EXPIRED")
-    args += line.format(home=home, port=busy_port).split()
+    elif line.startswith("PROXY:"):
+        _, proxy, line = line.split(":", 2)
+        args = _dirac_only(home, proxy)
+    args += line.format(home=home, port=busy_port).split(" ")
+    files = _files(home)
     code, out, err = _run(args, capsys)
-    assert code != 0
+    assert code in (1, 2)  # 2: a malformed command line, as click says it
     lines = [x for x in err.splitlines() if x.strip()]
-    if args[-1] == "doctor":
+    if args[-1] == "doctor" and not lines:
         # doctor reports each check on stdout: its failed checks are the error lines.
-        assert not lines
         lines = [x for x in out.splitlines() if x.startswith("FAIL")]
     assert len(lines) == 1, err
     assert says in lines[0]
-    assert _fingerprint(home / "jobs.sqlite") == before
+    assert "Traceback" not in err
+    assert _fingerprint(home / "jobs.sqlite") == store
+    assert _files(home) == files  # nothing written, created or left beside
 
 
 def test_the_catalogue_is_long_enough() -> None:
-    assert len(BAD_INPUTS) >= 20
+    assert len(BAD_INPUTS) >= 60
 
 
 def test_track_then_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

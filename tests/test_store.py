@@ -250,3 +250,48 @@ def test_unwritable_location_names_the_path(tmp_path: Path, where: str) -> None:
     with pytest.raises(StoreError, match=f"job store '{path}': cannot"):
         Store(path)
     assert not Path(path).exists()
+
+
+# -- read only: what reading commands (status, watch, doctor) open ----------------------------
+
+
+def listing(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_read_only_refuses_an_empty_file_and_leaves_it_empty(tmp_path: Path) -> None:
+    # It was given a schema: `gangamon status` on an empty file wrote 24 KiB into it.
+    (tmp_path / "jobs.sqlite").touch()
+    with pytest.raises(StoreError, match="empty: not a gangamon store yet"):
+        Store(tmp_path / "jobs.sqlite", read_only=True)
+    assert listing(tmp_path) == {"jobs.sqlite": b""}
+
+
+def test_read_only_refuses_a_device_and_writes_nothing_beside_it(tmp_path: Path) -> None:
+    # Through a symlink to /dev/null, SQLite wrote /dev/null-journal.
+    journal = Path("/dev/null-journal")
+    journal.unlink(missing_ok=True)
+    (tmp_path / "jobs.sqlite").symlink_to("/dev/null")
+    with pytest.raises(StoreError, match="not a regular file"):
+        Store(tmp_path / "jobs.sqlite", read_only=True)
+    assert not journal.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["jobs.sqlite"]
+
+
+def test_read_only_reads_a_closed_store_without_leaving_a_file(tmp_path: Path) -> None:
+    with Store(tmp_path / "jobs.sqlite") as writer:
+        writer.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+    before = listing(tmp_path)
+    with Store(tmp_path / "jobs.sqlite", read_only=True) as reader:
+        assert [j.backend_id for j in reader.jobs()] == ["1"]
+        with pytest.raises(StoreError):
+            reader.add_jobs([NewJob("dirac", "2", S.SUBMITTED)])
+    assert listing(tmp_path) == before
+
+
+def test_read_only_sees_what_a_running_writer_has_not_checkpointed(tmp_path: Path) -> None:
+    with Store(tmp_path / "jobs.sqlite") as writer:
+        writer.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+        with Store(tmp_path / "jobs.sqlite", read_only=True) as reader:
+            writer.add_jobs([NewJob("dirac", "2", S.SUBMITTED)])
+            assert [j.backend_id for j in reader.jobs()] == ["1", "2"]

@@ -14,6 +14,7 @@ import contextlib
 import enum
 import json
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -128,24 +129,66 @@ class StoreStatistics:
     last_batch_seconds: float
 
 
+def _beside(path: Path, suffix: str) -> Path:
+    """The file SQLite keeps beside the store `path` (its symlink's target, if one)."""
+    real = path.resolve()
+    return real.with_name(real.name + suffix)
+
+
+def _check_readable(path: Path) -> None:
+    """`StoreError` unless `path` is a regular file with something in it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise StoreError(path, "no such file (gangamon track or gangamon run makes it)") from None
+    except OSError as e:
+        raise StoreError(path, f"cannot open: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(path, "not a regular file: not a gangamon store")
+    if st.st_size == 0:
+        raise StoreError(path, "empty: not a gangamon store yet (gangamon track or run makes it)")
+
+
 class Store:
     """A gangamon job store in one SQLite file. Not thread-safe: one caller at a time.
 
     Opening creates the file and its schema if the file is new or empty; a file of another
     application, of a newer gangamon, or not an SQLite database raises `StoreError`.
+    `read_only` opens an existing store for reading and changes nothing on disk: not a
+    schema, not a journal file; anything but a regular file holding a store is refused.
     """
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        clock: Callable[[], float] = time.time,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._clock = clock
         self._batches = self._applied = self._unchanged = self._refused = 0
         self._last_batch_seconds = 0.0
+        if read_only:
+            _check_readable(self.path)
+        target: str | Path = self.path
+        if read_only:
+            target = f"{self.path.resolve().as_uri()}?mode=ro"
+            if not _beside(self.path, "-wal").exists():
+                # Nobody has it open to write (a writer keeps its WAL file): read it as a
+                # plain file, so that SQLite leaves no WAL and shared-memory files behind.
+                target += "&immutable=1"
         try:
             # Autocommit mode: we issue BEGIN IMMEDIATE ourselves so a CAS read and its write
             # happen under one write lock. check_same_thread=False because AsyncStore runs us
             # in worker threads, one call at a time.
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                target,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+                uri=read_only,
             )
         except sqlite3.Error as e:
             raise StoreError(self.path, f"cannot open: {e}") from None
@@ -171,6 +214,15 @@ class Store:
                 self.path,
                 f"written by a newer gangamon (schema {version}, this one reads {SCHEMA_VERSION})",
             )
+        if self.read_only:
+            if app_id == 0:
+                raise StoreError(self.path, "not a gangamon store (no schema)")
+            if version < SCHEMA_VERSION:
+                raise StoreError(
+                    self.path,
+                    f"written by an older gangamon (schema {version}); `gangamon run` upgrades it",
+                )
+            return
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a transition reported committed survives power loss, not just a crash.
@@ -424,6 +476,8 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self.read_only:
+            raise StoreError(self.path, "opened read only: nothing can be written through it")
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
         try:

@@ -22,7 +22,7 @@ from typing import TypeVar
 import trio
 
 from .._status import Status
-from ._kind import BackendKind, Finding, Polling, PositiveFloat
+from ._kind import BackendKind, Finding, Polling, Seconds
 from ._protocol import Backend, BackendError, BackendSettings, BackendUnavailable, JobRef, Update
 
 log = logging.getLogger("gangamon.batch")
@@ -162,7 +162,7 @@ def output(result: subprocess.CompletedProcess[bytes]) -> str:
 
 class BatchConfig(Polling, frozen=True, kw_only=True):
     #: Seconds a job may be missing from every listing before it is declared unknown.
-    vanish_grace: PositiveFloat = 600.0
+    vanish_grace: Seconds = 600.0
 
 
 B = TypeVar("B", bound=BatchBackend)
@@ -187,7 +187,7 @@ def batch_kind(
         config=BatchConfig,
         build=build,
         probe=probe or _listing_on_path,
-        id_grammar=re.compile(id_grammar),
+        id_grammar=re.compile(id_grammar, re.ASCII),
     )
 
 

@@ -17,8 +17,13 @@ import msgspec
 
 from ._protocol import Backend, BackendSettings
 
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-Count = Annotated[int, msgspec.Meta(ge=1)]
+#: Seconds, more than none and at most a week (infinite or NaN is refused too): an interval, a
+#: deadline, a grace period.
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)]
+#: Calls in flight at once.
+Concurrency = Annotated[int, msgspec.Meta(ge=1, le=1024)]
+#: Jobs asked about in one call.
+ChunkSize = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 
 #: Where gangamon keeps its files unless told otherwise (store, job directories, output).
 HOME = Path("~/gangamon")
@@ -27,12 +32,12 @@ HOME = Path("~/gangamon")
 class Polling(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """How the engine drives a backend; unset values keep the backend's own defaults."""
 
-    poll_interval: PositiveFloat | None = None
-    chunk_size: Count | None = None
-    concurrency: Count | None = None
-    call_deadline: PositiveFloat | None = None
-    finalise_concurrency: Count | None = None
-    ending_interval: PositiveFloat | None = None
+    poll_interval: Seconds | None = None
+    chunk_size: ChunkSize | None = None
+    concurrency: Concurrency | None = None
+    call_deadline: Seconds | None = None
+    finalise_concurrency: Concurrency | None = None
+    ending_interval: Seconds | None = None
 
     def settings(self, defaults: BackendSettings) -> BackendSettings:
         fields = [f.name for f in dataclasses.fields(BackendSettings)]
@@ -79,8 +84,8 @@ class BackendKind(Generic[C, B]):
     build: Callable[[str, C], B]
     #: What `doctor` finds of a backend `build` made.
     probe: Callable[[B, C], AsyncIterator[Finding]]
-    #: A job id as users type it; ranges `first-last` of such ids are expanded. None: ids
-    #: are not numbers, and `job_id` reads one.
+    #: A job id as users type it (compiled with re.ASCII: a digit is 0-9); ranges
+    #: `first-last` of such ids are expanded. None: ids are not numbers, `job_id` reads one.
     id_grammar: re.Pattern[str] | None = None
     #: The stored id for a token a user typed; else ValueError saying what the token is
     #: ("is not a ..."), to follow the token in the message.

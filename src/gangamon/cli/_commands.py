@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .._astore import AsyncStore
-from .._errors import GangamonError, StoreError, single_exception
+from .._errors import GangamonError, single_exception
 from .._status import Status, parse_status
 from .._store import JobRecord, JournalEntry, NewJob, Store
 from ..sim import dirac_cfg
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="gangamon", standalone_mode=False)
     except click.ClickException as e:
-        click.echo(f"gangamon: error: {e.format_message()}", err=True)
+        click.echo(f"gangamon: error: {one_line(e.format_message())}", err=True)
         code = e.exit_code
     except BaseException as e:
         # Errors from inside trio come in groups; a lone one is shown bare.
@@ -56,11 +56,19 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(inner, KeyboardInterrupt | click.exceptions.Abort):
             code = 130
         elif isinstance(inner, GangamonError):
-            click.echo(f"gangamon: error: {inner}", err=True)
+            click.echo(f"gangamon: error: {one_line(str(inner))}", err=True)
             code = FAILED
         else:
             raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def one_line(message: str) -> str:
+    """`message` with its control characters escaped (a name or a path may hold them): an
+    error stays one line on the terminal."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
 
 
 class Settings:
@@ -82,10 +90,8 @@ class Settings:
         return self._store.expanduser() if self._store else self.config.store
 
     def existing_store(self) -> Store:
-        """The store, which must exist: reading commands never create one."""
-        if not self.store.exists():
-            raise StoreError(self.store, "no such file (gangamon track or gangamon run makes it)")
-        return Store(self.store)
+        """The store, which must exist, read only: reading commands never write."""
+        return Store(self.store, read_only=True)
 
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -283,7 +289,7 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
 @pass_settings
 def doctor(settings: Settings) -> None:
     """Probe each configured part (store, backends, proxy, URLs) and say what works."""
-    config = settings.config
+    config = dataclasses.replace(settings.config, store=settings.store)  # --store too
     click.echo(f"configuration: {config.source}")
 
     async def check() -> bool:

@@ -19,7 +19,7 @@ import msgspec
 
 from .._errors import GangamonError
 from ..backends import Backend
-from ..backends._kind import HOME, BadSetting, Polling, PositiveFloat
+from ..backends._kind import HOME, BadSetting, Polling, Seconds
 from ..backends._kinds import KINDS
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -33,7 +33,7 @@ class ConfigError(GangamonError):
 class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     store: str = str(HOME / "jobs.sqlite")
     #: Seconds that calls in flight get to finish when stopping.
-    grace: PositiveFloat = 5.0
+    grace: Seconds = 5.0
     metrics_port: Port | None = None
     #: Each table is one backend, named by its key; `type` defaults to the key.
     backends: dict[str, Any] = {}
@@ -80,9 +80,10 @@ def parse_config(text: bytes | str, *, source: str = "<config>") -> Config:
     backends: dict[str, tuple[str, Polling]] = {}
     for name, table in (top.backends or {"local": {}}).items():
         where = f"backends.{name}"
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", name):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", name, re.ASCII):
             raise ConfigError(
-                f"{source}: {where}: backend names are a letter then letters, digits, _ or -"
+                f"{source}: backends.{name!r}: backend names are a letter then letters, "
+                "digits, _ or -"
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: {where} = {table!r}: expected a table")
@@ -142,4 +143,10 @@ def _lookup(raw: object, keys: list[str]) -> object:
 
 def build_backends(config: Config) -> list[Backend]:
     """The backends the configuration names, not yet started."""
-    return [KINDS[kind].build(name, table) for name, (kind, table) in config.backends.items()]
+    built = []
+    for name, (kind, table) in config.backends.items():
+        try:
+            built.append(KINDS[kind].build(name, table))
+        except ValueError as e:  # a combination of settings the backend refuses
+            raise ConfigError(f"{config.source}: backends.{name}: {e}") from None
+    return built

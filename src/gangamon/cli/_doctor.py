@@ -44,7 +44,7 @@ def _store(path: Path) -> Finding:
         )
         return Finding(writable, "store", says)
     try:
-        with Store(path) as store:
+        with Store(path, read_only=True) as store:
             jobs = sum(n for _, _, n in store.counts())
     except GangamonError as e:
         return Finding(False, "store", str(e))

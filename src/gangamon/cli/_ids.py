@@ -16,7 +16,7 @@ from ..backends._kinds import KINDS
 #: Longest range accepted in one token: a typo like 1-100000000 should not fill the store.
 MAX_RANGE = 1_000_000
 
-_RANGE = re.compile(r"(\d{1,18})-(\d{1,18})")
+_RANGE = re.compile(r"(\d{1,18})-(\d{1,18})", re.ASCII)
 
 
 class BadJobId(GangamonError):

@@ -34,15 +34,29 @@ class DiracConfig(Polling, frozen=True, kw_only=True):
     download_output: bool = True
 
 
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
+
+
 def _check(config: DiracConfig) -> None:
-    parts = urlsplit(config.url)
     allowed = ("https", "http") if config.transport == "https" else ("https", "dips")
-    if parts.scheme not in allowed or not parts.hostname or parts.path not in ("", "/"):
-        raise BadSetting(
-            "url",
-            config.url,
-            f"expected {' or '.join(allowed)}://host:port for transport {config.transport!r}",
-        )
+    expected = f"expected {' or '.join(allowed)}://host:port for transport {config.transport!r}"
+    try:
+        parts = urlsplit(config.url)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError:
+        raise BadSetting("url", config.url, expected) from None
+    host = parts.netloc.rsplit(":", 1)[0] if port else parts.netloc
+    if (
+        not config.url.isprintable()  # urlsplit drops tabs and newlines without a word
+        or " " in config.url
+        or parts.scheme not in allowed
+        or not _HOST.fullmatch(host)
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or port == 0
+    ):
+        raise BadSetting("url", config.url, expected)
 
 
 def _build(name: str, config: DiracConfig) -> DiracBackend:
@@ -109,6 +123,6 @@ DIRAC = BackendKind(
     config=DiracConfig,
     build=_build,
     probe=_probe,
-    id_grammar=re.compile(r"[1-9]\d{0,17}"),
+    id_grammar=re.compile(r"[1-9]\d{0,17}", re.ASCII),
     check=_check,
 )
