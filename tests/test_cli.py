@@ -203,11 +203,12 @@ BAD_INPUTS: list[tuple[str, str]] = [
 
 
 def _files(home: Path) -> dict[str, bytes]:
-    """Every file under `home` (the store's WAL and shared memory aside: SQLite's own)."""
+    """Every file under `home` (the store's WAL and shared memory aside: SQLite's own; and its
+    lock file, made by the first `run` and kept: removing it would race with the next)."""
     return {
         str(p): p.read_bytes()
         for p in sorted(home.rglob("*"))
-        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm", ".sqlite.lock"))
     }
 
 
@@ -261,6 +262,7 @@ def test_track_then_status(home: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert json.loads(out)["counts"] == {"dirac": {"submitted": 7}}
     code, out, _ = _run([*config, "status", "--status", "submitted", "--limit", "2"], capsys)
     assert "... and 5 more" in out
+    assert out.splitlines()[-1] == "monitor: none runs on this store"
     code, out, _ = _run([*config, "status", "--job", "5", "--json"], capsys)
     job = json.loads(out)
     assert job["job"]["backend_id"] == "20"

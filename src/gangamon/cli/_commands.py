@@ -28,6 +28,7 @@ from .._astore import AsyncStore
 from .._errors import GangamonError, single_exception
 from .._status import Status, parse_status
 from .._store import JobRecord, JournalEntry, NewJob, Store
+from .._storelock import holder
 from ..sim import dirac_cfg
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
@@ -216,8 +217,12 @@ def status(
             if (backend is None or name == backend) and (wanted is None or s == wanted):
                 counts.setdefault(name, {})[s.value] = n
         listed = store.jobs(backend=backend, statuses=[wanted]) if wanted is not None else []
+    running = holder(settings.store)
+    monitor = str(running) if running is not None else None
     if as_json:
-        click.echo(json.dumps({"counts": counts, "jobs": [_plain(r) for r in listed]}))
+        click.echo(
+            json.dumps({"counts": counts, "jobs": [_plain(r) for r in listed], "monitor": monitor})
+        )
         return
     table = Table(title=f"jobs in {settings.store}", title_justify="left")
     table.add_column("backend")
@@ -234,6 +239,7 @@ def status(
         )
     if len(listed) > limit:
         console.print(f"... and {len(listed) - limit} more (--limit, or --json for all)")
+    click.echo(f"monitor: {monitor or 'none runs on this store'}")
 
 
 def _plain(record: JobRecord | JournalEntry) -> dict[str, object]:

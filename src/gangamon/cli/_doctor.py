@@ -15,6 +15,7 @@ import trio
 
 from .._errors import GangamonError
 from .._store import Store
+from .._storelock import holder
 from ..backends._kind import Finding
 from ..backends._kinds import KINDS
 from ._config import Config, build_backends
@@ -48,4 +49,6 @@ def _store(path: Path) -> Finding:
             jobs = sum(n for _, _, n in store.counts())
     except GangamonError as e:
         return Finding(False, "store", str(e))
-    return Finding(True, "store", f"{path}: {jobs:,} jobs")
+    running = holder(path)
+    monitor = f"a monitor runs on it ({running})" if running else "no monitor runs on it"
+    return Finding(True, "store", f"{path}: {jobs:,} jobs; {monitor}")

@@ -9,6 +9,7 @@ flight, everything received written to the store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ import trio
 
 from .._engine import Monitor, MonitorStatistics
 from .._store import Store
+from .._storelock import holding
 from ._config import Config, build_backends
 from ._metrics import exposition, serve_metrics
 
@@ -61,14 +63,19 @@ async def serve(
 ) -> None:
     """Monitor until SIGINT or SIGTERM (must run in the main thread), then stop gracefully.
 
-    Errors that stop it before it starts (the store, the metrics port) leave nothing behind.
+    Errors that stop it before it starts (the store, another monitor holding it, the metrics
+    port) leave nothing behind.
     Cancelled: the monitor is cancelled (see `Monitor.run`); the store keeps what was written.
     """
-    store = Store(config.store)
     backends = build_backends(config)
+    store = Store(config.store)
     monitor = Monitor(store, backends, grace=config.grace)
     snapshot_file = statistics_path(config.store)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with (
+        contextlib.closing(store),
+        holding(config.store),
+        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+    ):
         try:
             async with trio.open_nursery() as nursery:
                 async with trio.open_nursery() as helpers:
@@ -88,7 +95,6 @@ async def serve(
                 monitor.stop()
         finally:
             snapshot_file.unlink(missing_ok=True)
-            store.close()
 
 
 def _metrics_text(monitor: Monitor) -> str:
