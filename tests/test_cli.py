@@ -7,6 +7,8 @@ import hashlib
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,3 +269,31 @@ def test_track_then_status(home: Path, capsys: pytest.CaptureFixture[str]) -> No
     job = json.loads(out)
     assert job["job"]["backend_id"] == "20"
     assert [e["new"] for e in job["journal"]] == ["submitted"]
+
+
+def test_parallel_tracks_of_overlapping_ranges_store_each_id_once(home: Path) -> None:
+    # Ten `gangamon track` at once, ranges overlapping: 600 of 3000 ids were stored twice
+    # (each read what was tracked, then added the rest, outside the write transaction).
+    config = ["--config", str(home / "config.toml")]
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gangamon",
+                *config,
+                "track",
+                "dirac",
+                f"{start}-{start + 19999}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for start in range(100, 100 + 10 * 8000, 8000)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    with Store(home / "jobs.sqlite") as store:
+        ids = [j.backend_id for j in store.jobs(backend="dirac")]
+    assert len(ids) == len(set(ids)) == 3 + 72_100 + 19_999 - 100 + 1

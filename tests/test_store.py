@@ -177,6 +177,7 @@ def test_schema_1_store_is_migrated_keeping_its_journal(tmp_path: Path) -> None:
     # What a store of schema 1 was: the journal without its details column.
     db = sqlite3.connect(path)
     db.execute("ALTER TABLE journal DROP COLUMN details")
+    db.execute("DROP INDEX jobs_by_backend_id")  # schema 3's
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
@@ -186,6 +187,8 @@ def test_schema_1_store_is_migrated_keeping_its_journal(tmp_path: Path) -> None:
         assert store.journal(job=job)[-1].details == {"site": "X"}
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "jobs_by_backend_id" in indexes
     db.close()
 
 
@@ -295,3 +298,15 @@ def test_read_only_sees_what_a_running_writer_has_not_checkpointed(tmp_path: Pat
         with Store(tmp_path / "jobs.sqlite", read_only=True) as reader:
             writer.add_jobs([NewJob("dirac", "2", S.SUBMITTED)])
             assert [j.backend_id for j in reader.jobs()] == ["1", "2"]
+
+
+# -- a backend id is held once ------------------------------------------------------------------
+
+
+def test_add_new_jobs_leaves_out_any_backend_id_the_store_has_held(store: Store) -> None:
+    [ended] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+    store.apply([Transition(ended, S.SUBMITTED, S.FAILED)])
+    store.add_jobs([NewJob("slurm", "2", S.SUBMITTED)])  # another backend's 2: another job
+    added, known = store.add_new_jobs([NewJob("dirac", i, S.SUBMITTED) for i in "12332"])
+    assert known == 3
+    assert [store.get(i).backend_id for i in added] == ["2", "3"]

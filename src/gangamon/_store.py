@@ -24,7 +24,7 @@ from typing import Any
 from ._errors import StaleTransition, StoreError, UnknownJob
 from ._status import ACTIVE, IllegalTransition, Status, can_transition, master_status
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: PRAGMA application_id of a gangamon store: "ggmn" in ASCII. Tells our files from others.
 APPLICATION_ID = 0x67676D6E
 
@@ -42,6 +42,7 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_status ON jobs(status, backend);
 CREATE INDEX jobs_by_parent ON jobs(parent, status);
+CREATE INDEX jobs_by_backend_id ON jobs(backend, backend_id);
 CREATE TABLE journal (
     seq           INTEGER PRIMARY KEY,
     job           INTEGER NOT NULL REFERENCES jobs(id),
@@ -127,6 +128,10 @@ class StoreStatistics:
     unchanged: int
     refused: int
     last_batch_seconds: float
+
+
+def _key(job: NewJob) -> tuple[str, str | None]:
+    return (job.backend, job.backend_id)
 
 
 def _beside(path: Path, suffix: str) -> Path:
@@ -245,9 +250,14 @@ class Store:
         """Bring a store of an older schema up to this one, in one transaction."""
         with self._transaction():
             # Checked again under the write lock: another process may have migrated it.
-            if self._scalar("PRAGMA user_version") == 1:
+            version = self._scalar("PRAGMA user_version")
+            if version == 1:
                 self._db.execute("ALTER TABLE journal ADD COLUMN details TEXT")
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version in (1, 2):
+                self._db.execute(
+                    "CREATE INDEX IF NOT EXISTS jobs_by_backend_id ON jobs(backend, backend_id)"
+                )
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -271,36 +281,72 @@ class Store:
         """Register jobs in one transaction; return their ids in order.
 
         A subjob names an existing parent, or one earlier in `jobs` by its future id. The
-        parents' statuses are derived from their subjobs afterwards.
+        parents' statuses are derived from their subjobs afterwards. A backend id may be
+        held by several jobs (a new run under the same id, as Ganga's resubmit of a Local
+        job makes): `add_new_jobs` adds only ids the store has never held.
         """
+        with self._transaction():
+            return self._insert(jobs)
+
+    def add_new_jobs(self, jobs: Sequence[NewJob]) -> tuple[list[int], int]:
+        """Register the jobs whose backend id the store has never held (in any status), in
+        one transaction with that check, so that each is stored once however many processes
+        add it at once; (their ids, how many were left out, repeats in `jobs` included)."""
+        with self._transaction():
+            seen: set[tuple[str, str | None]] = set(self._holders({_key(j) for j in jobs}))
+            new: list[NewJob] = []
+            for job in jobs:
+                if job.backend_id is None or _key(job) not in seen:
+                    seen.add(_key(job))
+                    new.append(job)
+            return self._insert(new), len(jobs) - len(new)
+
+    def _holders(self, named: set[tuple[str, str | None]]) -> dict[tuple[str, str], int]:
+        """The jobs holding the (backend, backend id) pairs, in any status."""
+        found: dict[tuple[str, str], int] = {}
+        by_backend: dict[str, list[str]] = {}
+        for backend, backend_id in named:
+            if backend_id is not None:
+                by_backend.setdefault(backend, []).append(backend_id)
+        for backend, ids in by_backend.items():
+            for i in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[i : i + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                sql = (
+                    f"SELECT backend_id, id FROM jobs WHERE backend = ? AND backend_id IN ({marks})"
+                )
+                for backend_id, job in self._db.execute(sql, [backend, *chunk]):
+                    found[(backend, backend_id)] = job
+        return found
+
+    def _insert(self, jobs: Sequence[NewJob]) -> list[int]:
         now = self._clock()
         ids: list[int] = []
-        with self._transaction():
-            for job in jobs:
-                try:
-                    cursor = self._db.execute(
-                        "INSERT INTO jobs (parent, backend, backend_id, status, native_status,"
-                        " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            job.parent,
-                            job.backend,
-                            job.backend_id,
-                            job.status.value,
-                            job.native_status,
-                            now,
-                            now,
-                        ),
-                    )
-                except sqlite3.IntegrityError:
-                    raise UnknownJob(job.parent) from None
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-            self._db.executemany(
-                "INSERT INTO journal (job, old, new, native_status, reason, time)"
-                " VALUES (?, NULL, ?, ?, 'added', ?)",
-                [(i, j.status.value, j.native_status, now) for i, j in zip(ids, jobs, strict=True)],
-            )
-            self._update_masters({j.parent for j in jobs if j.parent is not None}, now)
+        for job in jobs:
+            try:
+                cursor = self._db.execute(
+                    "INSERT INTO jobs (parent, backend, backend_id, status, native_status,"
+                    " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.parent,
+                        job.backend,
+                        job.backend_id,
+                        job.status.value,
+                        job.native_status,
+                        now,
+                        now,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise UnknownJob(job.parent) from None
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        self._db.executemany(
+            "INSERT INTO journal (job, old, new, native_status, reason, time)"
+            " VALUES (?, NULL, ?, ?, 'added', ?)",
+            [(i, j.status.value, j.native_status, now) for i, j in zip(ids, jobs, strict=True)],
+        )
+        self._update_masters({j.parent for j in jobs if j.parent is not None}, now)
         return ids
 
     def apply(self, batch: Sequence[Transition]) -> list[Outcome]:

@@ -165,11 +165,9 @@ def track(
     if not wanted:
         raise BadJobId("no job ids given (as arguments or with --file)")
     with Store(settings.store) as store:
-        known = {r.backend_id for r in store.jobs(backend=backend)}
-        new = [i for i in wanted if i not in known]
-        added = store.add_jobs([NewJob(backend, i, Status(initial)) for i in new])
+        added, known = store.add_new_jobs([NewJob(backend, i, Status(initial)) for i in wanted])
     where = f" (store ids {added[0]}-{added[-1]})" if added else ""
-    skipped = f"; {len(wanted) - len(new)} were already tracked" if len(new) < len(wanted) else ""
+    skipped = f"; {known} were already tracked" if known else ""
     click.echo(f"tracked {len(added)} {backend} jobs{where}{skipped}")
 
 
