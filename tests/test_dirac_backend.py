@@ -493,3 +493,45 @@ async def test_a_finalisation_past_its_deadline_takes_the_early_download_on_its_
         done = await b.finalise(completing)
     assert done.status == Status.COMPLETED
     assert lookups == [7]  # one download, taken by the second attempt
+
+
+class PartlyKnown:
+    """A DIRAC that knows some jobs only (the others were mistyped, or removed)."""
+
+    proxy = None
+
+    def __init__(self, known: set[int]) -> None:
+        self.known = known
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+    async def job_states(self, ids: list[int]) -> dict[int, JobState]:
+        return {i: JobState("Running", "Application") for i in ids if i in self.known}
+
+
+async def test_a_job_dirac_does_not_know_becomes_unknown_after_the_grace_with_the_evidence(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It stayed submitted for ever, without a word.
+    dirac = PartlyKnown({1})
+    b = DiracBackend(dirac, output_dir=tmp_path, vanish_grace=60.0)  # type: ignore[arg-type]
+    jobs = [JobRef(10, "1", Status.RUNNING, "Running"), JobRef(20, "2", Status.SUBMITTED, "")]
+    with caplog.at_level(logging.WARNING, logger="gangamon.dirac"):
+        assert await b.poll(jobs) == []
+        await trio.sleep(59)
+        assert await b.poll(jobs) == []
+        dirac.known.add(2)  # it was late to appear: the grace starts again when it goes
+        await trio.sleep(30)
+        await b.poll(jobs)
+        dirac.known.discard(2)
+        await trio.sleep(30)
+        assert await b.poll(jobs) == []  # missed first now
+        await trio.sleep(30)
+        assert await b.poll(jobs) == []
+        await trio.sleep(30)
+        [lost] = await b.poll(jobs)
+    assert (lost.job, lost.status) == (20, Status.UNKNOWN)
+    assert lost.reason == "DIRAC has not known it for 60 s"
+    [record] = caplog.records
+    assert record.getMessage() == "DIRAC job 2 (job 20) unknown: DIRAC has not known it for 60 s"

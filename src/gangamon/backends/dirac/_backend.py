@@ -79,7 +79,8 @@ class DiracBackend(Backend):
     With `details`, every change a poll finds carries what DIRAC knows of the job besides
     its status (site, DIRAC's own times, CPU time, output data: see `_details`), fetched in
     bulk for all the changed jobs of the chunk. `status_map` replaces gangamon's mapping of
-    DIRAC statuses to Ganga's (`ganga_mapping` makes one from a Ganga user's).
+    DIRAC statuses to Ganga's (`ganga_mapping` makes one from a Ganga user's). A job DIRAC
+    leaves out of its answers for `vanish_grace` seconds becomes unknown, the evidence logged.
     """
 
     name = "dirac"
@@ -98,12 +99,16 @@ class DiracBackend(Backend):
         details: bool = False,
         status_map: Mapping[DiracStatus, Status] | None = None,
         failed_output: FailedOutput | None = None,
+        vanish_grace: float = 600.0,
     ) -> None:
         self.finalises = download_output
         self.failed_output = failed_output
         self.details = details
         self.status_map = status_map
         self.transport = transport
+        self.vanish_grace = vanish_grace
+        #: When each DIRAC job that DIRAC left out of its answers was first missed.
+        self._missing: dict[int, float] = {}
         self._proxy_expiry: dt.datetime | None = None
         self._proxy_stamp: Fingerprint = ()
         self._warned_for: dt.datetime | None = None
@@ -156,8 +161,9 @@ class DiracBackend(Backend):
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """One getJobsStates call for the chunk: updates for the jobs whose status differs from
-        the one stored. Jobs DIRAC does not know are left out. With `details`, a chunk of
-        jobs all near their end (`ending`) is asked getJobsSummary instead.
+        the one stored. Jobs DIRAC does not know are left out until `vanish_grace` has passed.
+        With `details`, a chunk of jobs all near their end (`ending`) is asked getJobsSummary
+        instead.
 
         Unchanged jobs are most of every sweep; the engine would drop their reports, and
         building them was the larger part of the CPU a reply costs.
@@ -181,7 +187,7 @@ class DiracBackend(Backend):
             }
         else:
             states = await self.transport.job_states(list(ids))
-        updates: dict[int, Update] = {}
+        updates: dict[int, Update] = self._unknown(ids, states)
         statuses: dict[int, str] = {}
         for dirac_id, state in states.items():
             asked = ids.get(dirac_id)
@@ -206,6 +212,26 @@ class DiracBackend(Backend):
             changed = _changed_at(details, update.status)
             detailed.append(msgspec.structs.replace(update, details=details, changed=changed))
         return detailed
+
+    def _unknown(
+        self, asked: Mapping[int, JobRef], answered: Mapping[int, object]
+    ) -> dict[int, Update]:
+        """Updates to unknown for the jobs DIRAC has not answered about for `vanish_grace`
+        seconds (a mistyped id, a job DIRAC has removed), each logged with the evidence."""
+        now = trio.current_time()
+        for dirac_id in answered:
+            self._missing.pop(dirac_id, None)
+        lost: dict[int, Update] = {}
+        for dirac_id, job in asked.items():
+            if dirac_id in answered:
+                continue
+            first_missed = self._missing.setdefault(dirac_id, now)
+            if now - first_missed >= self.vanish_grace:
+                evidence = f"DIRAC has not known it for {now - first_missed:.0f} s"
+                log.warning("DIRAC job %d (job %d) unknown: %s", dirac_id, job.id, evidence)
+                lost[dirac_id] = Update(job.id, Status.UNKNOWN, None, evidence)
+                del self._missing[dirac_id]
+        return lost
 
     async def _summary(self, ids: list[int]) -> dict[int, Mapping[str, Any]]:
         """getJobsSummary's rows for `ids`: each a table with a string Status, else

@@ -11,7 +11,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..._errors import GangamonError
-from .._kind import HOME, BackendKind, BadSetting, Finding, Polling
+from .._kind import HOME, BackendKind, BadSetting, Finding, Polling, Seconds
 from .._protocol import BackendError
 from ._backend import DIRAC_SETTINGS, DiracBackend
 from ._client import DiracClientTransport
@@ -32,6 +32,8 @@ class DiracConfig(Polling, frozen=True, kw_only=True):
     ca: str | None = None
     output_dir: str = str(HOME / "dirac-output")
     download_output: bool = True
+    #: Seconds a job may be left out of DIRAC's answers before it is declared unknown.
+    vanish_grace: Seconds = 600.0
 
 
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
@@ -74,6 +76,7 @@ def _build(name: str, config: DiracConfig) -> DiracBackend:
         output_dir=Path(config.output_dir).expanduser(),
         settings=settings,
         download_output=config.download_output,
+        vanish_grace=config.vanish_grace,
         name=name,
     )
 
