@@ -4,6 +4,7 @@ sweeper and the per-job tasks."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from typing import Any
 
@@ -18,7 +19,7 @@ from gangamon._jobtable import JobTable
 from gangamon._jobtasks import FINALISE_ATTEMPTS, JobTasks
 from gangamon._outbox import Outbox, Report
 from gangamon._sweeper import Sweeper
-from gangamon.backends import Update
+from gangamon.backends import BackendError, Update
 
 from .fakes import FakeGrid
 
@@ -143,6 +144,58 @@ async def test_a_finaliser_retries_with_backoff_then_fails_the_job_with_the_reas
     assert report.update.status == Status.FAILED
     assert report.update.reason == "finalisation failed: RuntimeError: no output"
     assert outbox.counts.errors == FINALISE_ATTEMPTS
+
+
+class Flaky(FakeGrid):
+    """Finalisation fails on the connection `failures` times, then downloads."""
+
+    def __init__(self, failures: float, **settings: float) -> None:
+        super().__init__("grid", finalises=True, **settings)
+        self.failures = failures
+
+    async def finalise(self, job: JobRef) -> Update:
+        self.finalised.append(job.id)
+        if len(self.finalised) <= self.failures:
+            raise BackendError("SandboxStore at https://dirac: ConnectError: refused")
+        return Update(job.id, Status.COMPLETED, "Done", "output downloaded")
+
+
+async def test_a_done_job_outlives_a_long_outage_of_its_download_and_completes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Five failures in a minute failed it for good, whatever the cause.
+    grid = Flaky(failures=40, restart_delay=1.0, latency=0.0)
+    table = JobTable()
+    outbox, receive = outbox_on(table)
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        t0 = trio.current_time()
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
+        report = await receive.receive()
+    assert len(grid.finalised) == 41
+    assert 5 * 3600 < trio.current_time() - t0 < 24 * 3600  # waits of at most 10 min
+    assert report.update.status == Status.COMPLETED
+    assert (outbox.counts.errors, outbox.counts.finalised) == (40, 1)
+
+
+async def test_a_download_failing_past_the_retry_limit_fails_the_job_with_the_reason(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    grid = Flaky(failures=math.inf, restart_delay=1.0, latency=0.0, finalise_retry_limit=3600.0)
+    table = JobTable()
+    outbox, receive = outbox_on(table)
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        t0 = trio.current_time()
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
+        report = await receive.receive()
+    assert 3600 <= trio.current_time() - t0 < 3600 + 600
+    assert report.update.status == Status.FAILED
+    assert report.update.reason == (
+        "finalisation failed: BackendError: SandboxStore at https://dirac: ConnectError: refused"
+    )
 
 
 async def test_a_cancelled_job_task_sends_nothing(autojump_clock: trio.testing.MockClock) -> None:

@@ -22,8 +22,8 @@ def _health(name: str, **changes: object) -> BackendStatistics:
     values: dict[str, object] = {
         "name": name, "jobs": 4, "calls": 120, "errors": 3, "timeouts": 1, "garbage": 0,
         "restarts": 0, "in_flight": 2, "limiter_borrowed": 2, "limiter_total": 8,
-        "finalising": 0, "jobs_by_status": {Status.RUNNING: 4}, "last_poll_latency": 0.25,
-        "interval": 30.0, "problem": None,
+        "finalising": 0, "finalised": 0, "jobs_by_status": {Status.RUNNING: 4},
+        "last_poll_latency": 0.25, "interval": 30.0, "problem": None,
     }  # fmt: skip
     values.update(changes)
     return BackendStatistics(**values)  # type: ignore[arg-type]

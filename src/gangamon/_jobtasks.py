@@ -3,6 +3,7 @@ a finaliser (with retries and backoff) for each completing job of one that final
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import trio
@@ -11,11 +12,16 @@ from ._backoff import backoff
 from ._outbox import Outbox, Report
 from ._status import Status
 from ._sweeper import describe
-from .backends._protocol import Backend, JobRef, Update
+from .backends._protocol import Backend, BackendError, JobRef, Update
 
 log = logging.getLogger("gangamon.backend")
 
+#: Attempts at a finalisation that fails on anything but a transient error.
 FINALISE_ATTEMPTS = 5
+#: The longest wait between two attempts.
+FINALISE_MAX_DELAY = 600.0
+#: Failures that may pass: the connection, DIRAC's side, our credentials (being renewed).
+TRANSIENT: tuple[type[BaseException], ...] = (BackendError, OSError)
 
 
 class JobTasks:
@@ -84,32 +90,50 @@ class JobTasks:
                 del self._finalisers[job.id]
 
     async def _finalise_attempts(self, job: JobRef) -> Update:
+        """Attempts until one succeeds. A transient failure (`TRANSIENT`, or the deadline) is
+        retried for `finalise_retry_limit` seconds from the first one, any other failure
+        `FINALISE_ATTEMPTS` times in all; then the job is failed with the last reason."""
         problem = ""
         deadline_s = self.settings.call_deadline
-        for attempt in range(FINALISE_ATTEMPTS):
-            if attempt:
-                await trio.sleep(backoff(attempt + 1, self.settings.restart_delay, 60.0))
+        first_failure: float | None = None
+        for attempt in itertools.count(1):
             async with self.finalise_limiter:
                 try:
                     with trio.move_on_after(deadline_s) as deadline:
                         update = await self.backend.finalise(job)
                 except Exception as exc:
                     self.counts.errors += 1
-                    problem = describe(exc)
-                    continue
-            if deadline.cancelled_caught:
-                self.counts.timeouts += 1
-                problem = f"finalise passed its {deadline_s} s deadline"
-                continue
-            reply: object = update  # a backend may return anything: check it
-            if (
-                isinstance(reply, Update)
-                and reply.job == job.id
-                and reply.status in (Status.COMPLETED, Status.FAILED)
-            ):
-                return reply
-            self.counts.garbage += 1
-            problem = f"finalise returned {update!r}"
+                    problem, transient = describe(exc), isinstance(exc, TRANSIENT)
+                else:
+                    reply: object = update  # a backend may return anything: check it
+                    if deadline.cancelled_caught:
+                        self.counts.timeouts += 1
+                        problem, transient = f"finalise passed its {deadline_s} s deadline", True
+                    elif (
+                        isinstance(reply, Update)
+                        and reply.job == job.id
+                        and reply.status in (Status.COMPLETED, Status.FAILED)
+                    ):
+                        self.counts.finalised += 1
+                        return reply
+                    else:
+                        self.counts.garbage += 1
+                        problem, transient = f"finalise returned {update!r}", False
+            now = trio.current_time()
+            first_failure = now if first_failure is None else first_failure
+            retrying = now - first_failure < self.settings.finalise_retry_limit
+            if not (retrying if transient else attempt < FINALISE_ATTEMPTS):
+                break
+            delay = backoff(attempt + 1, self.settings.restart_delay, FINALISE_MAX_DELAY)
+            log.info(
+                "backend %s: job %d: finalisation failed (%s); again in %.0f s",
+                self.backend.name,
+                job.id,
+                problem,
+                delay,
+                extra={"backend": self.backend.name, "job": job.id},
+            )
+            await trio.sleep(delay)
         log.warning(
             "backend %s: job %d failed finalisation: %s",
             self.backend.name,

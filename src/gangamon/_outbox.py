@@ -41,6 +41,8 @@ class CallCounts:
     timeouts: int = 0
     garbage: int = 0
     in_flight: int = 0
+    #: Finalisations that succeeded (for DIRAC: output sandboxes downloaded).
+    finalised: int = 0
     last_poll_latency: float | None = None
     #: When a poll last succeeded (Unix time).
     last_success: float | None = None

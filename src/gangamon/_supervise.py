@@ -39,6 +39,8 @@ class BackendStatistics:
     limiter_borrowed: int
     limiter_total: int
     finalising: int
+    #: Finalisations that succeeded (for DIRAC: output sandboxes downloaded).
+    finalised: int
     #: The tracked (active) jobs by their stored status.
     jobs_by_status: dict[Status, int]
     last_poll_latency: float | None
@@ -135,6 +137,7 @@ class BackendRunner:
             limiter_borrowed=limiter.borrowed_tokens,
             limiter_total=int(limiter.total_tokens),
             finalising=self.tasks.finalise_limiter.borrowed_tokens,
+            finalised=counts.finalised,
             jobs_by_status=self.jobs.by_status(),
             last_poll_latency=counts.last_poll_latency,
             interval=self.sweeper.interval,

@@ -38,6 +38,7 @@ class Polling(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     call_deadline: Seconds | None = None
     finalise_concurrency: Concurrency | None = None
     ending_interval: Seconds | None = None
+    finalise_retry_limit: Seconds | None = None
 
     def settings(self, defaults: BackendSettings) -> BackendSettings:
         fields = [f.name for f in dataclasses.fields(BackendSettings)]

@@ -71,9 +71,13 @@ class BackendSettings:
     #: Seconds between the polls of jobs whose end is near (`Backend.ending`); None: a fifth
     #: of the poll interval, at least 1 s (at most the poll interval).
     ending_interval: float | None = None
+    #: Seconds a finalisation that fails on a transient error (the connection, a deadline, a
+    #: refused or expired proxy) is retried, the job kept completing, before it is failed.
+    finalise_retry_limit: float = 86400.0
 
     def __post_init__(self) -> None:
-        positive = ["poll_interval", "call_deadline", "restart_delay", "max_restart_delay"]
+        positive = ["poll_interval", "call_deadline", "restart_delay", "max_restart_delay",
+                    "finalise_retry_limit"]  # fmt: skip
         if self.ending_interval is not None:
             positive.append("ending_interval")
         for name in positive:

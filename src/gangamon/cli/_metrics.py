@@ -54,6 +54,7 @@ _PER_BACKEND: list[tuple[str, str, Callable[[BackendStatistics], float | None]]]
     ("backend_limiter_borrowed", "Call limiter tokens in use.", lambda b: b.limiter_borrowed),
     ("backend_limiter_total", "Call limiter tokens.", lambda b: b.limiter_total),
     ("backend_finalising", "Jobs being finalised.", lambda b: b.finalising),
+    ("backend_finalised_total", "Finalisations (output downloads) done.", lambda b: b.finalised),
     ("backend_poll_interval_seconds", "Sweep interval (backs off).", lambda b: b.interval),
     ("backend_last_poll_latency_seconds", "Last poll duration.", lambda b: b.last_poll_latency),
     ("backend_up", "1 unless the backend reports a problem.", lambda b: int(b.problem is None)),
