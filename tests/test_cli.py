@@ -199,6 +199,10 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("PROXY:garbage:doctor", "holds no PEM certificate"),
     ("PROXY:dir:doctor", "cannot read the DIRAC proxy"),
     ("watch --interval 0", "Invalid value for '--interval'"),
+    ("fetch-output 999", "unknown job id 999"),
+    ("fetch-output 0", "Invalid value for 'JOBS...'"),
+    ("fetch-output 1", "no DIRAC proxy at"),
+    ("--store {home}/absent.sqlite fetch-output 1", "no such file"),
     *_numbers(),
     *_urls(),
 ]

@@ -15,7 +15,17 @@ import pytest
 import trio
 import trio.testing
 
-from gangamon import AsyncStore, BackendSettings, Monitor, NewJob, Status, Store
+from gangamon import (
+    AsyncStore,
+    BackendSettings,
+    GangamonError,
+    Monitor,
+    NewJob,
+    Status,
+    Store,
+    Transition,
+    fetch_output,
+)
 from gangamon.backends import BackendError, JobRef
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D, ganga_status
 from gangamon.backends.dirac._wire import JobState, decode_job_states, tornado_body
@@ -535,3 +545,41 @@ async def test_a_job_dirac_does_not_know_becomes_unknown_after_the_grace_with_th
     assert lost.reason == "DIRAC has not known it for 60 s"
     [record] = caplog.records
     assert record.getMessage() == "DIRAC job 2 (job 20) unknown: DIRAC has not known it for 60 s"
+
+
+async def test_fetch_output_again_completes_a_job_whose_download_had_failed_for_good(
+    credentials: Credentials, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    sim = DiracSim(seed=3, latency=FAST, credentials=credentials, sandbox_pfns="dirac")
+    await nursery.start(sim.serve)
+    now = trio.current_time()
+    done = sim.add_job([(now - 2.0, D.RUNNING, "Application"), (now - 1.0, D.DONE, "")])
+    failed = sim.add_job([(now - 2.0, D.RUNNING, "Application"), (now - 1.0, D.FAILED, "")])
+    store = Store(tmp_path / "jobs.sqlite")
+    a, b = store.add_jobs([NewJob("dirac", str(i), Status.RUNNING) for i in (done, failed)])
+    store.apply([
+        Transition(a, Status.RUNNING, Status.COMPLETING, "Done"),
+        Transition(a, Status.COMPLETING, Status.FAILED, "Done",
+                   "finalisation failed: BackendError: SandboxStore: ConnectError: refused"),
+        Transition(b, Status.RUNNING, Status.FAILED, "Failed", "Application Finished With Errors"),
+    ])  # fmt: skip
+    backend = DiracBackend(
+        DiracHttps(sim.url, proxy=credentials.proxy, ca=credentials.ca_file),
+        output_dir=tmp_path / "out",
+        settings=BackendSettings(call_deadline=5.0),
+    )
+    fetched = await fetch_output(AsyncStore(store, in_thread=False), backend, [a, b])
+    assert [(f.job, f.completed) for f in fetched] == [(a, True), (b, False)]
+    assert fetched[0].reason.startswith(f"output in {tmp_path / 'out' / str(done)}")
+    assert any((tmp_path / "out" / str(done)).iterdir())
+    assert store.get(a).status == Status.COMPLETED
+    assert store.journal(job=a)[-1].reason.startswith("output fetched again: output in ")
+    assert store.get(b).status == Status.FAILED  # DIRAC's Failed stays failed
+
+
+async def test_fetch_output_refuses_a_job_of_another_backend(tmp_path: Path) -> None:
+    store = Store(tmp_path / "jobs.sqlite")
+    [job] = store.add_jobs([NewJob("slurm", "12", Status.RUNNING)])
+    backend = DiracBackend(DiracHttps("https://127.0.0.1:9"), output_dir=tmp_path)
+    with pytest.raises(GangamonError, match=f"job {job} is not a job of backend dirac"):
+        await fetch_output(AsyncStore(store, in_thread=False), backend, [job])

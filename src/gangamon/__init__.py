@@ -12,6 +12,7 @@ from ._errors import (
     StoreError as StoreError,
     UnknownJob as UnknownJob,
 )
+from ._fetch import Fetched as Fetched, fetch_output as fetch_output
 from ._status import (
     ACTIVE as ACTIVE,
     FINAL as FINAL,

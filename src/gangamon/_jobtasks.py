@@ -20,6 +20,8 @@ log = logging.getLogger("gangamon.backend")
 FINALISE_ATTEMPTS = 5
 #: The longest wait between two attempts.
 FINALISE_MAX_DELAY = 600.0
+#: How the reason of a job failed by its finalisation begins.
+FINALISATION_FAILED = "finalisation failed"
 #: Failures that may pass: the connection, DIRAC's side, our credentials (being renewed).
 TRANSIENT: tuple[type[BaseException], ...] = (BackendError, OSError)
 
@@ -141,4 +143,4 @@ class JobTasks:
             problem,
             extra={"backend": self.backend.name, "job": job.id},
         )
-        return Update(job.id, Status.FAILED, job.native_status, f"finalisation failed: {problem}")
+        return Update(job.id, Status.FAILED, job.native_status, f"{FINALISATION_FAILED}: {problem}")

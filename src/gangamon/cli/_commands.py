@@ -26,13 +26,14 @@ from rich.table import Table
 
 from .._astore import AsyncStore
 from .._errors import GangamonError, single_exception
+from .._fetch import fetch_output
 from .._status import Status, parse_status
 from .._store import JobRecord, JournalEntry, NewJob, Store
 from .._storelock import holder
 from ..sim import dirac_cfg
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
-from ._config import Config, load_config
+from ._config import Config, build_backends, load_config
 from ._demo import main as demo_main
 from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
@@ -287,6 +288,34 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
         pass
     finally:
         store.store.close()
+
+
+@cli.command("fetch-output")
+@click.argument("jobs", nargs=-1, type=click.IntRange(min=1), required=True)
+@pass_settings
+def fetch_output_command(settings: Settings, jobs: tuple[int, ...]) -> None:
+    """Download the output of JOBS (store ids) again; a job whose download had failed for good
+    completes. Works beside a running `gangamon run`."""
+    with Store(settings.store, read_only=True) as reader:
+        by_backend: dict[str, list[int]] = {}
+        for job in jobs:
+            by_backend.setdefault(reader.get(job).backend, []).append(job)
+    built = {b.name: b for b in build_backends(settings.config) if b.name in by_backend}
+    for name in by_backend:
+        if name not in built:
+            raise GangamonError(f"backend {name!r} is not configured")
+
+    async def fetch() -> None:
+        store = AsyncStore(Store(settings.store))
+        try:
+            for name, mine in by_backend.items():
+                for done in await fetch_output(store, built[name], mine):
+                    then = "; completed" if done.completed else ""
+                    click.echo(f"job {done.job}: {done.reason}{then}")
+        finally:
+            await store.aclose()
+
+    trio.run(fetch)
 
 
 @cli.command()
