@@ -12,9 +12,11 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 import trio
 
-from gangamon import MonitorStatistics, NewJob, Status, Store
+from gangamon import MonitorStatistics, NewJob, Status, Store, StoreError
+from gangamon._errors import single_exception
 from gangamon.backends.local import LocalBackend
 from gangamon.cli._config import parse_config
 from gangamon.cli._standalone import Snapshot, read_snapshot, serve, statistics_path
@@ -64,3 +66,32 @@ def test_a_stale_or_torn_snapshot_means_no_monitor(tmp_path: Path) -> None:
     assert read_snapshot(store) is None
     statistics_path(store).write_bytes(b"{half a file")
     assert read_snapshot(store) is None
+
+
+@pytest.mark.parametrize("fate", ["deleted", "replaced"])
+async def test_a_store_deleted_or_replaced_under_run_stops_it_naming_the_file(
+    tmp_path: Path, fate: str
+) -> None:
+    # It went on writing into the unlinked file, unnoticed.
+    store_path = tmp_path / "jobs.sqlite"
+    config = parse_config(
+        f'store = "{store_path}"\ngrace = 1.0\n[backends.local]\ndirectory = "{tmp_path}/local"\n'
+    )
+
+    async def run_and_lose_the_store() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve, config))
+            if fate == "deleted":
+                store_path.unlink()
+            else:
+                Store(tmp_path / "other.sqlite").close()
+                (tmp_path / "other.sqlite").replace(store_path)
+
+    with trio.fail_after(20), pytest.raises(BaseExceptionGroup) as group:
+        await run_and_lose_the_store()
+    stopped = single_exception(group.value)
+    assert isinstance(stopped, StoreError)
+    assert str(stopped) == (
+        f"job store '{store_path}': was {fate}{' by another file' if fate == 'replaced' else ''}"
+        " under the running monitor, which stopped"
+    )

@@ -21,6 +21,7 @@ import msgspec
 import trio
 
 from .._engine import Monitor, MonitorStatistics
+from .._errors import StoreError
 from .._store import Store
 from .._storelock import holding
 from ._config import Config, build_backends
@@ -69,6 +70,7 @@ async def serve(
     """
     backends = build_backends(config)
     store = Store(config.store)
+    watch = _StoreWatch(config.store)
     monitor = Monitor(store, backends, grace=config.grace)
     snapshot_file = statistics_path(config.store)
     with (
@@ -83,26 +85,59 @@ async def serve(
                         render = partial(_metrics_text, monitor)
                         await helpers.start(partial(serve_metrics, render, port=metrics_port))
                     await nursery.start(monitor.run)
-                    helpers.start_soon(_follow_store, monitor)
+                    waiting = trio.CancelScope()
+                    helpers.start_soon(_follow_store, monitor, watch, waiting)
                     await helpers.start(_write_snapshots, monitor, snapshot_file)
                     names = ", ".join(b.name for b in backends)
                     log.warning("monitoring %s with %s (pid %d)", config.store, names, os.getpid())
                     task_status.started(monitor)
-                    async for signum in signals:
-                        log.warning("%s: stopping", signal.Signals(signum).name)
-                        break
+                    with waiting:
+                        async for signum in signals:
+                            log.warning("%s: stopping", signal.Signals(signum).name)
+                            break
                     helpers.cancel_scope.cancel()
                 monitor.stop()
         finally:
             snapshot_file.unlink(missing_ok=True)
+    if watch.lost is not None:
+        raise StoreError(config.store, f"{watch.lost} under the running monitor, which stopped")
+
+
+class _StoreWatch:
+    """Whether the store's file is still the one the monitor opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        st = path.stat()
+        self._identity = (st.st_dev, st.st_ino)
+        #: What became of it, once it is gone.
+        self.lost: str | None = None
+
+    def check(self) -> bool:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self.lost = "was deleted"
+        except OSError as e:
+            self.lost = f"cannot be looked at ({e.strerror})"
+        else:
+            if (st.st_dev, st.st_ino) != self._identity:
+                self.lost = "was replaced by another file"
+        return self.lost is None
 
 
 def _metrics_text(monitor: Monitor) -> str:
     return exposition(monitor.statistics(), monitor.detection)
 
 
-async def _follow_store(monitor: Monitor) -> None:
+async def _follow_store(monitor: Monitor, watch: _StoreWatch, waiting: trio.CancelScope) -> None:
+    """Pick up the jobs other processes add; stop the run (`waiting`) if the store's file was
+    deleted or replaced: what it wrote since would be lost with the unlinked file."""
     while True:
+        if not watch.check():
+            log.error("the store %s %s: stopping", watch.path, watch.lost)
+            waiting.cancel()
+            return
         found = await monitor.load_new()
         if found:
             log.info("picked up %d jobs added to the store", found)
