@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -20,12 +21,14 @@ from gangamon import (
     GangamonError,
     Monitor,
     NewJob,
+    Outcome,
     Status,
     Store,
     SubscriberLagged,
     Transition,
     UnknownJob,
 )
+from gangamon._errors import StoreUnwritable
 from gangamon.backends import BackendSettings, BackendUnavailable, JobRef, Update
 
 from .fakes import FakeGrid, FakeWatcher
@@ -384,6 +387,45 @@ async def test_concurrent_tracks_of_one_job_store_it_once(
     assert ids == [[store.jobs()[0].id]] * 3
 
 
+class FullDisk(AsyncStore):
+    """A store whose file system refuses the next `refusals` writes of transitions."""
+
+    def __init__(self, store: Store, refusals: int) -> None:
+        super().__init__(store, in_thread=False)
+        self.refusals = refusals
+
+    async def apply(self, batch: Sequence[Transition]) -> list[Outcome]:
+        if self.refusals:
+            self.refusals -= 1
+            raise StoreUnwritable(self.store.path, "cannot write: database or disk is full")
+        return await super().apply(batch)
+
+
+async def test_a_full_disk_is_waited_out_losing_nothing_and_logged_once(
+    store: Store, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The writer died with the monitor, and every report waiting with it.
+    grid = FakeGrid(poll_interval=10.0)
+    ids = store.add_jobs(jobs_on("grid", 3))
+    grid.truth = {f"grid-{i}": S.RUNNING for i in range(3)}
+    full = FullDisk(store, refusals=6)
+    with caplog.at_level(logging.WARNING, logger="gangamon.engine"):
+        async with gangamon.open_monitor(full, [grid]) as monitor:
+            for job in ids:
+                await monitor.wait_for(job, [S.RUNNING], timeout=600)
+            grid.truth = {f"grid-{i}": S.COMPLETED for i in range(3)}
+            for job in ids:
+                await monitor.wait_for(job, [S.COMPLETED], timeout=600)
+    assert full.refusals == 0
+    assert [j.status for j in store.jobs()] == [S.COMPLETED] * 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        f"job store '{store.path}': cannot write: database or disk is full; retrying, nothing is"
+        " lost meanwhile",
+        "the store takes writes again (after 6 refusals)",
+    ]
+
+
 async def test_stop_before_run_is_kept_and_a_later_run_is_not_stopped(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -432,7 +474,7 @@ async def test_failing_polls_show_in_problem_from_the_first_until_the_first_good
     # The problem stayed empty (and the backend "up") while every poll failed.
     grid = FakeGrid(latency=1.0, poll_interval=10.0)
     store.add_jobs(jobs_on("grid", 3))
-    grid.truth = {str(i): Status.SUBMITTED for i in range(3)}
+    grid.truth = {f"grid-{i}": Status.SUBMITTED for i in range(3)}
     grid.fail_polls = 2
     async with open_monitor(store, [grid]) as monitor:
         await trio.sleep(1.5)  # the first poll has failed
@@ -454,7 +496,7 @@ async def test_a_crash_is_the_problem_until_a_poll_after_the_restart_succeeds(
     # The supervisor's problem was never cleared once the backend worked again.
     grid = ExpiredProxyGrid(restart_delay=1.0, max_restart_delay=2.0)
     store.add_jobs(jobs_on("grid", 2))
-    grid.truth = {str(i): Status.SUBMITTED for i in range(2)}
+    grid.truth = {f"grid-{i}": Status.SUBMITTED for i in range(2)}
     async with open_monitor(store, [grid]) as monitor:
         await trio.sleep(0.5)
         assert monitor.statistics().backends["grid"].problem is not None

@@ -18,6 +18,11 @@ class StoreError(GangamonError):
         super().__init__(f"job store {str(self.path)!r}: {problem}")
 
 
+class StoreUnwritable(StoreError):
+    """A write the store's file system refused for now: a full disk, a read-only mount, an
+    I/O error, a lock held too long. Nothing of it was written."""
+
+
 class UnknownJob(GangamonError, KeyError):
     """A job id that the store does not hold."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import StaleTransition, StoreError, UnknownJob
+from ._errors import StaleTransition, StoreError, StoreUnwritable, UnknownJob
 from ._status import ACTIVE, IllegalTransition, Status, can_transition, master_status
 
 SCHEMA_VERSION = 3
@@ -522,18 +522,25 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
+        """One write transaction (or a part of the one open). `StoreUnwritable` when the file
+        system refuses it (nothing of it is written)."""
         if self.read_only:
             raise StoreError(self.path, "opened read only: nothing can be written through it")
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            raise
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
+            raise StoreUnwritable(self.path, f"cannot write: {e}") from None
 
     def _statuses(self, jobs: set[int]) -> dict[int, tuple[Status, str | None, int | None]]:
         found: dict[int, tuple[Status, str | None, int | None]] = {}

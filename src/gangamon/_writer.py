@@ -15,6 +15,7 @@ refuses an illegal move. The store then applies each move by compare-and-set.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
@@ -24,7 +25,8 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from ._astore import AsyncStore
-from ._errors import GangamonError
+from ._backoff import backoff
+from ._errors import GangamonError, StoreUnwritable
 from ._histogram import Histogram
 from ._outbox import Report
 from ._status import ACTIVE, Status, can_transition
@@ -37,6 +39,8 @@ log = logging.getLogger("gangamon.engine")
 
 T = TypeVar("T")
 
+#: The longest wait between two tries at a store that refuses writes.
+MAX_WRITE_RETRY_DELAY = 60.0
 #: Tries at storing a kill against a status another process keeps changing.
 KILL_ATTEMPTS = 3
 
@@ -85,6 +89,8 @@ class Writer:
         self.store = store
         self._runners = runners
         self._batch_size = batch_size
+        #: The refusals of writes logged since the store last took one.
+        self._refusals: set[str] = set()
         #: Where commands go while the writer takes them (see `open_commands`).
         self._commands: trio.MemorySendChannel[Item] | None = None
         self._last_seq = 0
@@ -104,28 +110,48 @@ class Writer:
         channel is written too (within one second).
         """
         started = False
+        pending: collections.deque[Item] = collections.deque()
         async with receive:
             try:
                 self._last_seq = await self.store.last_seq()
                 started = True
                 async for first in receive:
-                    batch = [first]
-                    while len(batch) < self._batch_size:
+                    pending.append(first)
+                    while len(pending) < self._batch_size:
                         try:
-                            batch.append(receive.receive_nowait())
+                            pending.append(receive.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
-                    with trio.CancelScope(shield=True):
-                        await self._handle(batch)
+                    await self._handle_until_written(pending)
             finally:
-                rest = _drain(receive)
+                rest = [*pending, *_drain(receive)]
                 if started:
                     with trio.move_on_after(1.0, shield=True):
-                        await self._handle(rest)
+                        await self._handle(collections.deque(rest))
                 # Callers must not wait for ever on what was never carried out.
                 for item in [*rest, *_drain(receive)]:
                     if isinstance(item, Command):
                         item.abandon()
+
+    async def _handle_until_written(self, pending: collections.deque[Item]) -> None:
+        """Carry out `pending` (each write shielded), waiting out a store that cannot be
+        written (a full disk...) with backoff: nothing received is dropped meanwhile, and
+        each kind of refusal is logged once, its end too. Cancelled while waiting: what is
+        pending is left in `pending`."""
+        refusals = 0
+        while pending:
+            try:
+                with trio.CancelScope(shield=True):
+                    await self._handle(pending)
+            except StoreUnwritable as e:
+                refusals += 1
+                if str(e) not in self._refusals:
+                    self._refusals.add(str(e))
+                    log.error("%s; retrying, nothing is lost meanwhile", e)
+                await trio.sleep(backoff(refusals, 1.0, MAX_WRITE_RETRY_DELAY))
+        if refusals:
+            log.warning("the store takes writes again (after %d refusals)", refusals)
+            self._refusals.clear()
 
     def take_commands(self, send: trio.MemorySendChannel[Item] | None) -> None:
         """Commands go through `send` (a clone the caller closes) from now on; None: they are
@@ -146,18 +172,22 @@ class Writer:
                 await command.carry_out()
         return await command.reply()
 
-    async def _handle(self, items: list[Item]) -> None:
-        reports: list[Report] = []
-        for item in items:
-            if isinstance(item, Report):
-                reports.append(item)
+    async def _handle(self, items: collections.deque[Item]) -> None:
+        """Carry out `items` in order, taking each out once done: a run of reports is one
+        batch (put back whole when the store refuses it)."""
+        while items:
+            item = items.popleft()
+            if isinstance(item, Command):
+                await item.carry_out()
                 continue
-            if reports:
+            reports = [item]
+            while items and isinstance(items[0], Report):
+                reports.append(items.popleft())  # type: ignore[arg-type]
+            try:
                 await self._apply(reports)
-                reports = []
-            await item.carry_out()
-        if reports:
-            await self._apply(reports)
+            except StoreUnwritable:
+                items.extendleft(reversed(reports))
+                raise
 
     # -- reports ---------------------------------------------------------------------------
 

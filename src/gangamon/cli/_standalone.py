@@ -150,10 +150,18 @@ async def _write_snapshots(
     """Every second; started once the first is written."""
     encoder = msgspec.json.Encoder()
     temporary = path.with_name(path.name + ".tmp")
+    failing: str | None = None
     while True:
         data = encoder.encode(Snapshot(time.time(), os.getpid(), monitor.statistics()))
         # Written whole, then renamed: a reader never sees half of it.
-        await trio.to_thread.run_sync(_replace, temporary, path, data)
+        try:
+            await trio.to_thread.run_sync(_replace, temporary, path, data)
+        except OSError as e:  # a full disk: `watch` waits, the monitor goes on
+            if e.strerror != failing:
+                failing = e.strerror
+                log.error("cannot write the statistics %s: %s", path, e.strerror)
+        else:
+            failing = None
         task_status.started()
         task_status = trio.TASK_STATUS_IGNORED
         await trio.sleep(1.0)
