@@ -78,6 +78,8 @@ class Sweeper:
     def _take_sweep(self) -> list[JobRef]:
         self._fresh.clear()  # the sweep covers them
         ending = self.backend.ending
+        if not ending:
+            return self._pollable(self.jobs.values())
         # The jobs whose end is near are the ending loop's: polled twice, a job's end could be
         # reported by a poll that started before the end's first report was stored.
         return self._pollable(j for j in self.jobs.values() if j.native_status not in ending)
