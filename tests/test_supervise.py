@@ -121,6 +121,19 @@ async def test_a_sweep_sends_only_what_changed(autojump_clock: trio.testing.Mock
     assert (outbox.counts.calls, outbox.counts.last_poll_latency) == (1, 0.5)
 
 
+async def finalised(grid: FakeGrid) -> tuple[Report, float, Outbox]:
+    """What finalising one completing job of `grid` reported, how long it took, the outbox."""
+    table = JobTable()
+    outbox, receive = outbox_on(table)
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        t0 = trio.current_time()
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
+        report = await receive.receive()
+    return report, trio.current_time() - t0, outbox
+
+
 async def test_a_finaliser_retries_with_backoff_then_fails_the_job_with_the_reason(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -130,16 +143,9 @@ async def test_a_finaliser_retries_with_backoff_then_fails_the_job_with_the_reas
             raise RuntimeError("no output")
 
     grid = Failing(finalises=True, restart_delay=1.0)
-    table = JobTable()
-    outbox, receive = outbox_on(table)
-    tasks = JobTasks(grid, outbox)
-    async with trio.open_nursery() as nursery:
-        tasks.open(nursery)
-        t0 = trio.current_time()
-        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
-        report = await receive.receive()
+    report, elapsed, outbox = await finalised(grid)
     assert len(grid.finalised) == FINALISE_ATTEMPTS
-    assert trio.current_time() - t0 == 2 + 4 + 8 + 16  # the backoff before attempts 2..5
+    assert elapsed == 2 + 4 + 8 + 16  # the backoff before attempts 2..5
     assert report.finalised
     assert report.update.status == Status.FAILED
     assert report.update.reason == "finalisation failed: RuntimeError: no output"
@@ -165,16 +171,9 @@ async def test_a_done_job_outlives_a_long_outage_of_its_download_and_completes(
 ) -> None:
     # Five failures in a minute failed it for good, whatever the cause.
     grid = Flaky(failures=40, restart_delay=1.0, latency=0.0)
-    table = JobTable()
-    outbox, receive = outbox_on(table)
-    tasks = JobTasks(grid, outbox)
-    async with trio.open_nursery() as nursery:
-        tasks.open(nursery)
-        t0 = trio.current_time()
-        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
-        report = await receive.receive()
+    report, elapsed, outbox = await finalised(grid)
     assert len(grid.finalised) == 41
-    assert 5 * 3600 < trio.current_time() - t0 < 24 * 3600  # waits of at most 10 min
+    assert 5 * 3600 < elapsed < 24 * 3600  # waits of at most 10 min
     assert report.update.status == Status.COMPLETED
     assert (outbox.counts.errors, outbox.counts.finalised) == (40, 1)
 
@@ -183,15 +182,8 @@ async def test_a_download_failing_past_the_retry_limit_fails_the_job_with_the_re
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     grid = Flaky(failures=math.inf, restart_delay=1.0, latency=0.0, finalise_retry_limit=3600.0)
-    table = JobTable()
-    outbox, receive = outbox_on(table)
-    tasks = JobTasks(grid, outbox)
-    async with trio.open_nursery() as nursery:
-        tasks.open(nursery)
-        t0 = trio.current_time()
-        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
-        report = await receive.receive()
-    assert 3600 <= trio.current_time() - t0 < 3600 + 600
+    report, elapsed, _ = await finalised(grid)
+    assert 3600 <= elapsed < 3600 + 600
     assert report.update.status == Status.FAILED
     assert report.update.reason == (
         "finalisation failed: BackendError: SandboxStore at https://dirac: ConnectError: refused"
