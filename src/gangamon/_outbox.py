@@ -72,16 +72,18 @@ class Outbox:
             items = list(updates)  # type: ignore[call-overload]
         except TypeError:
             items = [updates]
+        tracked = self.jobs.get  # once: this loop runs for every job of every poll
         for update in items:
             if (
                 isinstance(update, Update)
                 and update.job in asked
                 and isinstance(update.status, Status)
             ):
-                ref = self.jobs.get(update.job)
-                if ref is not None and (ref.status, ref.native_status) == (
-                    update.status,
-                    update.native_status,
+                ref = tracked(update.job)
+                if (
+                    ref is not None
+                    and ref.status is update.status
+                    and (ref.native_status == update.native_status)
                 ):
                     continue  # nothing new: most reports of a sweep, kept off the channel
                 await self.put(Report(self.name, observed, update))
