@@ -426,6 +426,22 @@ async def test_a_full_disk_is_waited_out_losing_nothing_and_logged_once(
     ]
 
 
+async def test_a_monitor_stops_while_the_disk_stays_full(
+    store: Store, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    grid = FakeGrid(poll_interval=10.0)
+    ids = store.add_jobs(jobs_on("grid", 2))
+    grid.truth = {f"grid-{i}": S.RUNNING for i in range(2)}
+    full = FullDisk(store, refusals=10**9)
+    with caplog.at_level(logging.ERROR, logger="gangamon.engine"), trio.fail_after(600):
+        async with gangamon.open_monitor(full, [grid]):
+            await trio.sleep(120)  # polls keep reporting; the writer waits on the disk
+    assert [store.get(job).status for job in ids] == [S.SUBMITTED, S.SUBMITTED]
+    assert (
+        caplog.records[-1].getMessage().endswith("the last reports are not written (polled again)")
+    )
+
+
 async def test_stop_before_run_is_kept_and_a_later_run_is_not_stopped(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -89,8 +89,6 @@ class Writer:
         self.store = store
         self._runners = runners
         self._batch_size = batch_size
-        #: The refusals of writes logged since the store last took one.
-        self._refusals: set[str] = set()
         #: Where commands go while the writer takes them (see `open_commands`).
         self._commands: trio.MemorySendChannel[Item] | None = None
         self._last_seq = 0
@@ -122,36 +120,43 @@ class Writer:
                             pending.append(receive.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
-                    await self._handle_until_written(pending)
+                    await self._handle_until_written(pending, receive)
             finally:
                 rest = [*pending, *_drain(receive)]
                 if started:
                     with trio.move_on_after(1.0, shield=True):
-                        await self._handle(collections.deque(rest))
+                        try:
+                            await self._handle(collections.deque(rest))
+                        except StoreUnwritable as e:
+                            log.error("%s: the last reports are not written (polled again)", e)
                 # Callers must not wait for ever on what was never carried out.
                 for item in [*rest, *_drain(receive)]:
                     if isinstance(item, Command):
                         item.abandon()
 
-    async def _handle_until_written(self, pending: collections.deque[Item]) -> None:
+    async def _handle_until_written(
+        self, pending: collections.deque[Item], receive: trio.MemoryReceiveChannel[Item]
+    ) -> None:
         """Carry out `pending` (each write shielded), waiting out a store that cannot be
         written (a full disk...) with backoff: nothing received is dropped meanwhile, and
-        each kind of refusal is logged once, its end too. Cancelled while waiting: what is
-        pending is left in `pending`."""
+        each kind of refusal is logged once, its end too. Once every sender has closed (the
+        monitor stops) or when cancelled, it gives up, leaving the rest in `pending`."""
         refusals = 0
+        logged: set[str] = set()
         while pending:
             try:
                 with trio.CancelScope(shield=True):
                     await self._handle(pending)
             except StoreUnwritable as e:
                 refusals += 1
-                if str(e) not in self._refusals:
-                    self._refusals.add(str(e))
+                if str(e) not in logged:
+                    logged.add(str(e))
                     log.error("%s; retrying, nothing is lost meanwhile", e)
-                await trio.sleep(backoff(refusals, 1.0, MAX_WRITE_RETRY_DELAY))
+                delay = backoff(refusals, 1.0, MAX_WRITE_RETRY_DELAY)
+                if not await _sleep_while_sent_to(receive, delay):
+                    return  # the monitor stops: its end tries once more
         if refusals:
             log.warning("the store takes writes again (after %d refusals)", refusals)
-            self._refusals.clear()
 
     def take_commands(self, send: trio.MemorySendChannel[Item] | None) -> None:
         """Commands go through `send` (a clone the caller closes) from now on; None: they are
@@ -339,6 +344,17 @@ class Writer:
             self._waiters[job].remove(entry)
             if not self._waiters[job]:
                 del self._waiters[job]
+
+
+async def _sleep_while_sent_to(receive: trio.MemoryReceiveChannel[Item], seconds: float) -> bool:
+    """Sleep `seconds`, looking every second whether anyone can still send on `receive`;
+    False as soon as nobody can."""
+    until = trio.current_time() + seconds
+    while receive.statistics().open_send_channels:
+        if trio.current_time() >= until:
+            return True
+        await trio.sleep(min(1.0, until - trio.current_time()))
+    return False
 
 
 def _drain(receive: trio.MemoryReceiveChannel[Item]) -> list[Item]:
