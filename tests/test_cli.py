@@ -164,6 +164,7 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("track slurm \u0661\u0662_3", "malformed Slurm job id"),
     ("track local {home}/nowhere", "is not a local job directory"),
     ("track dirac", "no job ids given"),
+    ("track dirac 5 --check", "no DIRAC proxy at"),
     ("track dirac --file {home}/missing.txt", "cannot read job ids from"),
     ("track dirac --file {home}/ids.txt", "line 2"),
     ("track dirac --file {home}", "is a directory"),

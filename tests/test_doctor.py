@@ -1,4 +1,5 @@
-"""`gangamon doctor` against what works: the DIRAC simulator over HTTPS, a local directory."""
+"""`gangamon doctor` against what works: the DIRAC simulator over HTTPS, a local directory;
+`track --check` against the same simulator."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import trio
 
-from gangamon.cli._config import parse_config
+from gangamon.cli._check import unknown_ids
+from gangamon.cli._config import build_backends, parse_config
 from gangamon.cli._doctor import examine
 from gangamon.sim._certs import make_credentials
 from gangamon.sim.dirac import DiracSim
@@ -48,3 +50,19 @@ async def test_a_dirac_that_does_not_answer_fails(tmp_path: Path) -> None:
     findings = [f async for f in examine(config) if f.part == "dirac"]
     assert [f.ok for f in findings] == [True, False]
     assert findings[1].says.startswith(f"https://127.0.0.1:{port}: getJobsStatus at")
+
+
+async def test_track_check_finds_the_ids_dirac_does_not_know(tmp_path: Path) -> None:
+    credentials = make_credentials(tmp_path / "creds")
+    sim = DiracSim(credentials=credentials)
+    known = sim.submit(3)
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(sim.serve)
+        config = parse_config(
+            f'[backends.lhcb]\ntype = "dirac"\nurl = "{urls.https}"\n'
+            f'proxy = "{credentials.proxy}"\nca = "{credentials.ca_file}"\n'
+        )
+        [backend] = build_backends(config)
+        asked = [str(known[0]), "987654", str(known[2]), "987655"]
+        assert await unknown_ids(backend, asked) == ["987654", "987655"]
+        nursery.cancel_scope.cancel()

@@ -33,6 +33,7 @@ from .._storelock import holder
 from ..sim import dirac_cfg
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
+from ._check import unknown_ids
 from ._config import Config, build_backends, load_config
 from ._demo import main as demo_main
 from ._doctor import examine
@@ -151,9 +152,19 @@ def run(settings: Settings, metrics_port: int | None) -> None:
     show_default=True,
     help="Status to record the jobs in until their first poll.",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Ask the backend first; if it does not know an id, store none.",
+)
 @pass_settings
 def track(
-    settings: Settings, backend: str, ids: tuple[str, ...], id_file: Path | None, initial: str
+    settings: Settings,
+    backend: str,
+    ids: tuple[str, ...],
+    id_file: Path | None,
+    initial: str,
+    check: bool,
 ) -> None:
     """Register existing jobs of BACKEND by their ids: 1234, ranges 1200-1299, --file."""
     configured = settings.config.backends
@@ -165,6 +176,14 @@ def track(
         wanted += [i for i in read_id_file(kind, id_file) if i not in set(wanted)]
     if not wanted:
         raise BadJobId("no job ids given (as arguments or with --file)")
+    if check:
+        [built] = [b for b in build_backends(settings.config) if b.name == backend]
+        unknown = trio.run(unknown_ids, built, wanted)
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise BadJobId(
+                f"{backend} does not know {len(unknown)} of the ids ({shown}): none stored"
+            )
     with Store(settings.store) as store:
         added, known = store.add_new_jobs([NewJob(backend, i, Status(initial)) for i in wanted])
     where = f" (store ids {added[0]}-{added[-1]})" if added else ""
