@@ -23,6 +23,7 @@ from . import (
     ganga_local,
     local,
     plot,
+    soak,
     stop,
     store,
 )
@@ -80,6 +81,14 @@ def main() -> None:
         step("ganga_dirac", ganga_dirac, lambda: ganga_dirac.measure(quick=False))
     else:
         skipped("ganga dirac", what, missing, "nox -s ganga-dirac", "issue 14's goals")
+    # Half an hour of outages, renewals, 500s and a full disk under `gangamon run`: full only.
+    if quick:
+        what = "soak: gangamon run through 30 min of troubles"
+        goals.append(
+            Goal(what, "not measured in quick mode (python -m benchmarks.soak)", "-", None)
+        )
+    else:
+        step("soak", soak, soak.measure)
     results["load_average_at_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - started
     results["summary"] = _summary.as_json(goals)

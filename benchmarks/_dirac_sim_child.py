@@ -12,6 +12,11 @@ request per line, one reply per line:
   job's whole path from now on, in wall-clock time; `{"ok": true}`.
 - `{"op": "calls"}`: the calls served so far, by method; `{"calls": {...}}`.
 - `{"op": "sandbox_pfns", "pfns": "dirac" | "url"}`: how sandboxes are named from now on.
+- `{"op": "submit", "count": n, "mean_runtime": s}`: n jobs on the simulator's own drawn
+  paths; `{"op": "finals"}`: every job's last (status, minor status).
+- `{"op": "fault", "fault": f, "count": n}`: the next n calls fail with f (`DiracSim.inject`);
+  `{"op": "outage", "seconds": s}`: every call's connection dropped for s seconds;
+  `{"op": "renew"}`: a new CA, host certificate and proxy for new connections; their paths.
 
 It runs apart so that its CPU is not counted as Ganga's, and it exits when its stdin closes,
 so that it never outlives the benchmark that started it.
@@ -44,7 +49,7 @@ from gangamon.sim.dirac import DiracSim, LatencyModel
 LATENCY = LatencyModel(base=0.05, per_id=2e-6, tail_probability=0.0)
 
 
-def _handle(sim: DiracSim, request: dict[str, Any]) -> dict[str, Any]:
+def _handle(sim: DiracSim, request: dict[str, Any], directory: Path) -> dict[str, Any]:
     op = request.get("op")
     if op == "add":
         received = [(sim.clock(), DiracStatus.RECEIVED, "Job accepted")]
@@ -67,17 +72,32 @@ def _handle(sim: DiracSim, request: dict[str, Any]) -> dict[str, Any]:
             return {"error": "this simulator names its sandboxes one way only"}
         store.pfns = request["pfns"]
         return {"ok": True}
+    if op == "submit":
+        ids = sim.submit(int(request["count"]), mean_runtime=float(request["mean_runtime"]))
+        return {"ids": ids}
+    if op == "finals":
+        return {"finals": {j.id: [j.path[-1][1].value, j.path[-1][2]] for j in sim.jobs.values()}}
+    if op == "fault":
+        sim.inject(str(request["fault"]), int(request["count"]))
+        return {"ok": True}
+    if op == "outage":
+        sim.outage(float(request["seconds"]))
+        return {"ok": True}
+    if op == "renew":
+        renewed = make_credentials(directory / f"renewal-{len(list(directory.glob('renewal-*')))}")
+        sim.renew(renewed)
+        return {"proxy": str(renewed.proxy), "ca_file": str(renewed.ca_file)}
     return {"error": f"unknown op {op!r}"}
 
 
-async def _control(sim: DiracSim, stream: trio.SocketStream) -> None:
+async def _control(sim: DiracSim, directory: Path, stream: trio.SocketStream) -> None:
     buffer = b""
     async with stream:
         while chunk := await stream.receive_some(1 << 20):
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                reply = _handle(sim, json.loads(line))
+                reply = _handle(sim, json.loads(line), directory)
                 await stream.send_all(json.dumps(reply).encode() + b"\n")
 
 
@@ -94,7 +114,7 @@ async def _serve(directory: Path) -> None:
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(partial(sim.serve, host="127.0.0.1"))
         listeners = await nursery.start(
-            partial(trio.serve_tcp, partial(_control, sim), 0, host="127.0.0.1")
+            partial(trio.serve_tcp, partial(_control, sim, directory), 0, host="127.0.0.1")
         )
         facts = {
             "https": urls.https,
@@ -152,6 +172,23 @@ class SimControl:
 
     def sandbox_pfns(self, pfns: str) -> None:
         self._request(op="sandbox_pfns", pfns=pfns)
+
+    def submit(self, count: int, mean_runtime: float) -> list[int]:
+        reply = self._request(op="submit", count=count, mean_runtime=mean_runtime)
+        return [int(i) for i in reply["ids"]]
+
+    def finals(self) -> dict[int, tuple[str, str]]:
+        return {int(i): (s, m) for i, (s, m) in self._request(op="finals")["finals"].items()}
+
+    def fault(self, fault: str, count: int) -> None:
+        self._request(op="fault", fault=fault, count=count)
+
+    def outage(self, seconds: float) -> None:
+        self._request(op="outage", seconds=seconds)
+
+    def renew(self) -> dict[str, str]:
+        """New credentials for new connections; the paths of the new proxy and CA file."""
+        return {k: str(v) for k, v in self._request(op="renew").items()}
 
     def calls(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._request(op="calls")["calls"].items()}

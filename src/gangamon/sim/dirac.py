@@ -20,6 +20,7 @@ injected: an S_ERROR, an HTTP 500, a reset connection, a call that hangs.
 
 from __future__ import annotations
 
+import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -111,6 +112,7 @@ class DiracSim:
         self._backlog = backlog
         self._waiting = 0
         self._faults: list[str] = []
+        self._down_until = -math.inf
         self._next_id = 1000
         #: Every reply's times on one wall clock.
         self.wall = WallClock()
@@ -148,6 +150,10 @@ class DiracSim:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
         self._faults.extend([fault] * count)
+
+    def outage(self, seconds: float) -> None:
+        """For the next `seconds`, every call's connection is dropped (DIRAC is down)."""
+        self._down_until = self._now() + seconds
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -279,6 +285,8 @@ class DiracSim:
             # this loop goes on taking requests and sending replies on time.
             done_at = started + self.latency.draw(self.rng, len(ids))
             fault = self._faults.pop(0) if self._faults else None
+            if self._now() < self._down_until:
+                fault = "reset"  # an outage: every call's connection is dropped
             if fault is not None:
                 stats.faults_served[fault] += 1
             if fault == "s_error":
