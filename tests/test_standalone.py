@@ -68,7 +68,7 @@ def test_a_stale_or_torn_snapshot_means_no_monitor(tmp_path: Path) -> None:
     assert read_snapshot(store) is None
 
 
-@pytest.mark.parametrize("fate", ["deleted", "replaced"])
+@pytest.mark.parametrize("fate", ["deleted", "replaced", "WAL deleted"])
 async def test_a_store_deleted_or_replaced_under_run_stops_it_naming_the_file(
     tmp_path: Path, fate: str
 ) -> None:
@@ -83,6 +83,8 @@ async def test_a_store_deleted_or_replaced_under_run_stops_it_naming_the_file(
             await nursery.start(partial(serve, config))
             if fate == "deleted":
                 store_path.unlink()
+            elif fate == "WAL deleted":  # its writes since would vanish with it
+                store_path.with_name("jobs.sqlite-wal").unlink()
             else:
                 Store(tmp_path / "other.sqlite").close()
                 (tmp_path / "other.sqlite").replace(store_path)
@@ -91,7 +93,11 @@ async def test_a_store_deleted_or_replaced_under_run_stops_it_naming_the_file(
         await run_and_lose_the_store()
     stopped = single_exception(group.value)
     assert isinstance(stopped, StoreError)
-    assert str(stopped) == (
-        f"job store '{store_path}': was {fate}{' by another file' if fate == 'replaced' else ''}"
-        " under the running monitor, which stopped"
+    what = {
+        "deleted": "the file was deleted",
+        "replaced": "the file was replaced by another file",
+        "WAL deleted": "its WAL file was deleted",
+    }[fate]
+    assert (
+        str(stopped) == f"job store '{store_path}': {what} under the running monitor, which stopped"
     )

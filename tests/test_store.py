@@ -310,3 +310,13 @@ def test_add_new_jobs_leaves_out_any_backend_id_the_store_has_held(store: Store)
     added, known = store.add_new_jobs([NewJob("dirac", i, S.SUBMITTED) for i in "12332"])
     assert known == 3
     assert [store.get(i).backend_id for i in added] == ["2", "3"]
+
+
+def test_a_new_store_whose_wal_file_is_lost_is_still_a_store(tmp_path: Path) -> None:
+    # Its schema lived in the WAL: without it, `status` called the file "not a gangamon store".
+    path = tmp_path / "jobs.sqlite"
+    writer = Store(path)
+    (tmp_path / "jobs.sqlite-wal").unlink()
+    with Store(path, read_only=True) as reader:
+        assert reader.jobs() == []
+    writer.close()

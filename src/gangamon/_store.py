@@ -241,6 +241,8 @@ class Store:
                             self._db.execute(statement)
                         self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                # Into the file itself: a new store whose WAL file is lost is still a store.
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             elif version < SCHEMA_VERSION:
                 self._migrate()
         except sqlite3.Error as e:

@@ -108,22 +108,32 @@ class _StoreWatch:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        st = path.stat()
-        self._identity = (st.st_dev, st.st_ino)
+        real = path.resolve()
+        #: The store and its WAL file, which its writes go to until a checkpoint.
+        self._files = {"the file": real, "its WAL file": real.with_name(real.name + "-wal")}
+        self._identity = {name: _identity(file) for name, file in self._files.items()}
         #: What became of it, once it is gone.
         self.lost: str | None = None
 
     def check(self) -> bool:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self.lost = "was deleted"
-        except OSError as e:
-            self.lost = f"cannot be looked at ({e.strerror})"
-        else:
-            if (st.st_dev, st.st_ino) != self._identity:
-                self.lost = "was replaced by another file"
-        return self.lost is None
+        for name, file in self._files.items():
+            try:
+                now = _identity(file)
+            except FileNotFoundError:
+                self.lost = f"{name} was deleted"
+            except OSError as e:
+                self.lost = f"{name} cannot be looked at ({e.strerror})"
+            else:
+                if now != self._identity[name]:
+                    self.lost = f"{name} was replaced by another file"
+            if self.lost is not None:
+                return False
+        return True
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino)
 
 
 def _metrics_text(monitor: Monitor) -> str:
@@ -135,7 +145,7 @@ async def _follow_store(monitor: Monitor, watch: _StoreWatch, waiting: trio.Canc
     deleted or replaced: what it wrote since would be lost with the unlinked file."""
     while True:
         if not watch.check():
-            log.error("the store %s %s: stopping", watch.path, watch.lost)
+            log.error("the store %s: %s; stopping", watch.path, watch.lost)
             waiting.cancel()
             return
         found = await monitor.load_new()
