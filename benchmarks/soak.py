@@ -50,7 +50,9 @@ QUIET = 480.0
 GOAL_RSS_GROWTH = 0.05
 
 
-def measure(*, minutes: float = MINUTES, jobs: int = JOBS) -> dict[str, Any]:
+def measure(
+    *, minutes: float = MINUTES, jobs: int = JOBS, keep_log: Path | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gangamon-soak-") as tmp:
         root = Path(tmp)
         with _small_disk(root / "disk") as disk, sim_process(root / "sim") as facts:
@@ -69,7 +71,7 @@ def measure(*, minutes: float = MINUTES, jobs: int = JOBS) -> dict[str, Any]:
             log = root / "run.log"
             with log.open("wb") as out:
                 run = subprocess.Popen(
-                    [sys.executable, "-m", "gangamon", "--config", str(config), "run"],
+                    [sys.executable, "-m", "gangamon", "--config", str(config), "-v", "run"],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
@@ -80,6 +82,8 @@ def measure(*, minutes: float = MINUTES, jobs: int = JOBS) -> dict[str, Any]:
                     code = run.wait(timeout=120)
             finals = control.finals()
             outcome = _check(store_path, finals)
+            if keep_log is not None:
+                shutil.copy(log, keep_log)
             lines = log.read_text().splitlines()
             errors = [line for line in lines if "level=error" in line]
             warnings = [line for line in lines if "level=warning" in line]

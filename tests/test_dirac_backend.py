@@ -28,6 +28,7 @@ from gangamon import (
 )
 from gangamon.backends import BackendError, JobRef
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D, ganga_status
+from gangamon.backends.dirac._prefetch import SandboxPrefetch
 from gangamon.backends.dirac._wire import JobState, decode_job_states, tornado_body
 from gangamon.sim import _job_facts as facts
 from gangamon.sim._certs import Credentials, make_credentials
@@ -583,3 +584,25 @@ async def test_fetch_output_refuses_a_job_of_another_backend(tmp_path: Path) -> 
     backend = DiracBackend(DiracHttps("https://127.0.0.1:9"), output_dir=tmp_path)
     with pytest.raises(GangamonError, match=f"job {job} is not a job of backend dirac"):
         await fetch_output(AsyncStore(store, in_thread=False), backend, [job])
+
+
+async def test_an_early_download_that_would_wait_for_a_token_is_left_to_finalise(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Queued, 17,000 of them (a soak of 20,000 jobs) kept the finalisers past their deadlines
+    # and held 100 MB of waiting tasks.
+    started: list[int] = []
+
+    async def download(dirac_id: int, target: Path) -> str:
+        started.append(dirac_id)
+        await trio.sleep(10)
+        return f"output of {dirac_id}"
+
+    prefetch = SandboxPrefetch(download, trio.CapacityLimiter(1))
+    async with prefetch.running():
+        prefetch.start(1, tmp_path)
+        await trio.testing.wait_all_tasks_blocked()
+        prefetch.start(2, tmp_path)  # the one token is taken: not queued
+        assert await prefetch.take(2) is None
+        assert await prefetch.take(1) == "output of 1"
+    assert started == [1]
