@@ -258,8 +258,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=MINUTES)
     parser.add_argument("--jobs", type=int, default=JOBS)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--log", type=Path, help="keep the run's log here")
     args = parser.parse_args()
-    r = measure(minutes=args.minutes, jobs=args.jobs)
+    r = measure(minutes=args.minutes, jobs=args.jobs, keep_log=args.log)
     report(r)
     print(table(goals(r)))
     if args.out:
