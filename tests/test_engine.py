@@ -401,13 +401,19 @@ class FullDisk(AsyncStore):
         return await super().apply(batch)
 
 
+def tracked_on(grid: FakeGrid, store: Store, n: int, says: Status) -> list[int]:
+    """`n` jobs stored submitted, on `grid`, which says they are in `says`."""
+    ids = store.add_jobs(jobs_on(grid.name, n))
+    grid.truth = {f"{grid.name}-{i}": says for i in range(n)}
+    return ids
+
+
 async def test_a_full_disk_is_waited_out_losing_nothing_and_logged_once(
     store: Store, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The writer died with the monitor, and every report waiting with it.
     grid = FakeGrid(poll_interval=10.0)
-    ids = store.add_jobs(jobs_on("grid", 3))
-    grid.truth = {f"grid-{i}": S.RUNNING for i in range(3)}
+    ids = tracked_on(grid, store, 3, S.RUNNING)
     full = FullDisk(store, refusals=6)
     with caplog.at_level(logging.WARNING, logger="gangamon.engine"):
         async with gangamon.open_monitor(full, [grid]) as monitor:
@@ -430,8 +436,7 @@ async def test_a_monitor_stops_while_the_disk_stays_full(
     store: Store, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     grid = FakeGrid(poll_interval=10.0)
-    ids = store.add_jobs(jobs_on("grid", 2))
-    grid.truth = {f"grid-{i}": S.RUNNING for i in range(2)}
+    ids = tracked_on(grid, store, 2, S.RUNNING)
     full = FullDisk(store, refusals=10**9)
     with caplog.at_level(logging.ERROR, logger="gangamon.engine"), trio.fail_after(600):
         async with gangamon.open_monitor(full, [grid]):
@@ -489,8 +494,7 @@ async def test_failing_polls_show_in_problem_from_the_first_until_the_first_good
 ) -> None:
     # The problem stayed empty (and the backend "up") while every poll failed.
     grid = FakeGrid(latency=1.0, poll_interval=10.0)
-    store.add_jobs(jobs_on("grid", 3))
-    grid.truth = {f"grid-{i}": Status.SUBMITTED for i in range(3)}
+    tracked_on(grid, store, 3, S.SUBMITTED)
     grid.fail_polls = 2
     async with open_monitor(store, [grid]) as monitor:
         await trio.sleep(1.5)  # the first poll has failed
@@ -511,8 +515,7 @@ async def test_a_crash_is_the_problem_until_a_poll_after_the_restart_succeeds(
 ) -> None:
     # The supervisor's problem was never cleared once the backend worked again.
     grid = ExpiredProxyGrid(restart_delay=1.0, max_restart_delay=2.0)
-    store.add_jobs(jobs_on("grid", 2))
-    grid.truth = {f"grid-{i}": Status.SUBMITTED for i in range(2)}
+    tracked_on(grid, store, 2, S.SUBMITTED)
     async with open_monitor(store, [grid]) as monitor:
         await trio.sleep(0.5)
         assert monitor.statistics().backends["grid"].problem is not None

@@ -18,17 +18,22 @@ import trio
 from gangamon import MonitorStatistics, NewJob, Status, Store, StoreError
 from gangamon._errors import single_exception
 from gangamon.backends.local import LocalBackend
-from gangamon.cli._config import parse_config
+from gangamon.cli._config import Config, parse_config
 from gangamon.cli._standalone import Snapshot, read_snapshot, serve, statistics_path
+
+
+def local_run(store_path: Path, tmp_path: Path) -> Config:
+    """What `gangamon run` reads for local jobs on the store `store_path`."""
+    return parse_config(
+        f'store = "{store_path}"\ngrace = 1.0\n[backends.local]\ndirectory = "{tmp_path}/local"\n'
+    )
 
 
 async def test_run_picks_up_tracked_jobs_serves_metrics_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
     store_path = tmp_path / "jobs.sqlite"
-    config = parse_config(
-        f'store = "{store_path}"\ngrace = 1.0\n[backends.local]\ndirectory = "{tmp_path}/local"\n'
-    )
+    config = local_run(store_path, tmp_path)
     with trio.socket.socket() as probe:  # a free port for the metrics
         await probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -74,9 +79,7 @@ async def test_a_store_deleted_or_replaced_under_run_stops_it_naming_the_file(
 ) -> None:
     # It went on writing into the unlinked file, unnoticed.
     store_path = tmp_path / "jobs.sqlite"
-    config = parse_config(
-        f'store = "{store_path}"\ngrace = 1.0\n[backends.local]\ndirectory = "{tmp_path}/local"\n'
-    )
+    config = local_run(store_path, tmp_path)
 
     async def run_and_lose_the_store() -> None:
         async with trio.open_nursery() as nursery:

@@ -14,8 +14,9 @@ import trio
 
 from gangamon import Store
 from gangamon._storelock import StoreBusy, holder, holding, lock_path
-from gangamon.cli._config import parse_config
 from gangamon.cli._standalone import serve, statistics_path
+
+from .test_standalone import local_run
 
 HOLD = """
 import sys
@@ -76,9 +77,7 @@ async def test_a_second_run_on_the_store_stops_at_once_and_leaves_the_first_alon
     tmp_path: Path,
 ) -> None:
     store_path = tmp_path / "jobs.sqlite"
-    config = parse_config(
-        f'store = "{store_path}"\ngrace = 1.0\n[backends.local]\ndirectory = "{tmp_path}/local"\n'
-    )
+    config = local_run(store_path, tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(serve, config))
         with pytest.raises(StoreBusy, match=rf"pid {os.getpid()} on .* since "):
