@@ -320,3 +320,17 @@ def test_a_new_store_whose_wal_file_is_lost_is_still_a_store(tmp_path: Path) -> 
     with Store(path, read_only=True) as reader:
         assert reader.jobs() == []
     writer.close()
+
+
+def test_a_mistake_in_the_sql_is_not_taken_for_a_refused_write(tmp_path: Path) -> None:
+    # Every OperationalError was a StoreUnwritable, which the writer retries for ever: a
+    # missing table would have been waited out as a full disk.
+    store = Store(tmp_path / "jobs.sqlite")
+    [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as db:
+        db.execute("DROP TABLE journal")
+    with pytest.raises(sqlite3.OperationalError, match="no such table: journal") as raised:
+        store.apply([Transition(job, S.SUBMITTED, S.RUNNING)])
+    assert not isinstance(raised.value, StoreError)
+    assert store.get(job).status == S.SUBMITTED
+    store.close()

@@ -83,7 +83,7 @@ class Outbox:
                 if (
                     ref is not None
                     and ref.status is update.status
-                    and (ref.native_status == update.native_status)
+                    and ref.native_status == update.native_status
                 ):
                     continue  # nothing new: most reports of a sweep, kept off the channel
                 await self.put(Report(self.name, observed, update))

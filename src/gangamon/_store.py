@@ -130,6 +130,18 @@ class StoreStatistics:
     last_batch_seconds: float
 
 
+#: SQLite's primary result codes for a write the file system refuses for now.
+_REFUSALS = frozenset({"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_BUSY",
+                       "SQLITE_LOCKED", "SQLITE_CANTOPEN"})  # fmt: skip
+
+
+def _refused(error: sqlite3.OperationalError) -> bool:
+    """Whether `error` is the file system's refusal (extended codes name their primary one
+    first: SQLITE_IOERR_WRITE), not a mistake in what was asked."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    return any(name == code or name.startswith(code + "_") for code in _REFUSALS)
+
+
 def _key(job: NewJob) -> tuple[str, str | None]:
     return (job.backend, job.backend_id)
 
@@ -540,6 +552,8 @@ class Store:
             if self._db.in_transaction:
                 self._db.execute("COMMIT")
         except sqlite3.OperationalError as e:
+            if not _refused(e):
+                raise  # a mistake in the SQL or the schema: retrying would not mend it
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreUnwritable(self.path, f"cannot write: {e}") from None

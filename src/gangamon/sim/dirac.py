@@ -284,9 +284,10 @@ class DiracSim:
             # to the model's. The work runs in a thread, as DIRAC's handlers do: meanwhile
             # this loop goes on taking requests and sending replies on time.
             done_at = started + self.latency.draw(self.rng, len(ids))
-            fault = self._faults.pop(0) if self._faults else None
             if self._now() < self._down_until:
-                fault = "reset"  # an outage: every call's connection is dropped
+                fault: str | None = "reset"  # an outage drops every call's connection
+            else:
+                fault = self._faults.pop(0) if self._faults else None
             if fault is not None:
                 stats.faults_served[fault] += 1
             if fault == "s_error":

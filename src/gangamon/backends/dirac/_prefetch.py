@@ -63,7 +63,7 @@ class SandboxPrefetch:
         each under its deadline, rather than wait behind thousands of early downloads (at
         20,000 jobs they passed their deadlines, and the waiting tasks held 100 MB).
         """
-        if self._limiter.available_tokens < 1 or self._limiter.statistics().tasks_waiting:
+        if not self._limiter.available_tokens:  # (a freed token goes to a waiter at once)
             return
         if self._nursery is not None and dirac_id not in self._fetches:
             self._fetches[dirac_id] = fetch = _Fetch()
