@@ -302,3 +302,55 @@ def test_parallel_tracks_of_overlapping_ranges_store_each_id_once(home: Path) ->
     with Store(home / "jobs.sqlite") as store:
         ids = [j.backend_id for j in store.jobs(backend="dirac")]
     assert len(ids) == len(set(ids)) == 3 + 72_100 + 19_999 - 100 + 1
+
+
+@pytest.fixture
+def read_only_view(home: Path) -> Iterator[Path]:
+    """`home` seen through a read-only bind mount (root only: a mode bit does not stop root)."""
+    view = home.with_name(home.name + "-read-only")
+    view.mkdir()
+    mounts = [
+        ["mount", "--bind", str(home), str(view)],
+        ["mount", "-o", "remount,bind,ro", str(view)],
+    ]
+    for command in mounts:
+        if subprocess.run(command, capture_output=True).returncode != 0:
+            subprocess.run(["umount", str(view)], capture_output=True)
+            pytest.skip(f"cannot make a read-only mount here: {' '.join(command)} failed")
+    try:
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--store {view}/jobs.sqlite track dirac 5",
+        "--store {view}/new.sqlite track dirac 5",
+        "--store {view}/jobs.sqlite run",
+        "--store {view}/jobs.sqlite fetch-output 1",
+    ],
+)
+def test_a_read_only_file_system_is_one_line_naming_it(
+    home: Path, read_only_view: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    # SQLite says "unable to open database file", which `run` called "not a gangamon store".
+    args = ["--config", str(home / "config.toml"), *line.format(view=read_only_view).split()]
+    files = _files(home)
+    code, _, err = _run(args, capsys)
+    assert code == 1
+    assert err.splitlines() == [
+        f"gangamon: error: job store '{read_only_view / args[3].rpartition('/')[2]}': cannot "
+        f"open: unable to open database file (read-only file system at '{read_only_view}')"
+    ]
+    assert _files(home) == files
+
+
+def test_reading_commands_work_on_a_read_only_file_system(
+    home: Path, read_only_view: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--config", str(home / "config.toml"), "--store", str(read_only_view / "jobs.sqlite")]
+    code, out, _ = _run([*store, "status", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["counts"] == {"dirac": {"submitted": 3}}

@@ -387,6 +387,18 @@ async def test_concurrent_tracks_of_one_job_store_it_once(
     assert ids == [[store.jobs()[0].id]] * 3
 
 
+async def test_a_job_another_process_has_just_added_is_the_one_tracked(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Added by `gangamon track` since the monitor's last look: add_jobs met the store's
+    # constraint and track failed instead of answering with the job the store holds.
+    async with open_monitor(store, [FakeGrid()]) as monitor:
+        with Store(store.path) as other:
+            [theirs] = other.add_jobs([NewJob("grid", "g9", S.SUBMITTED)])
+        assert await monitor.track([NewJob("grid", "g9", S.SUBMITTED)]) == [theirs]
+    assert len(store.jobs()) == 1
+
+
 class FullDisk(AsyncStore):
     """A store whose file system refuses the next `refusals` writes of transitions."""
 

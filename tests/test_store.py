@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gangamon import (
+    DuplicateJob,
     IllegalTransition,
     NewJob,
     Outcome,
@@ -178,6 +179,7 @@ def test_schema_1_store_is_migrated_keeping_its_journal(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("ALTER TABLE journal DROP COLUMN details")
     db.execute("DROP INDEX jobs_by_backend_id")  # schema 3's
+    db.execute("DROP INDEX jobs_active_backend_id")  # schema 4's
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
@@ -188,7 +190,7 @@ def test_schema_1_store_is_migrated_keeping_its_journal(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "jobs_by_backend_id" in indexes
+    assert {"jobs_by_backend_id", "jobs_active_backend_id"} <= indexes
     db.close()
 
 
@@ -310,6 +312,71 @@ def test_add_new_jobs_leaves_out_any_backend_id_the_store_has_held(store: Store)
     added, known = store.add_new_jobs([NewJob("dirac", i, S.SUBMITTED) for i in "12332"])
     assert known == 3
     assert [store.get(i).backend_id for i in added] == ["2", "3"]
+
+
+def test_an_active_backend_id_is_held_by_one_job_whoever_adds_it(tmp_path: Path) -> None:
+    # The check was only in add_new_jobs: add_jobs, or a writer of its own, stored it twice.
+    path = tmp_path / "jobs.sqlite"
+    with Store(path) as store:
+        [held] = store.add_jobs([NewJob("dirac", "7", S.SUBMITTED)])
+        before = path.read_bytes()
+        with pytest.raises(DuplicateJob, match=f"dirac:7 is already watched, as job {held}"):
+            store.add_jobs([NewJob("dirac", "8", S.SUBMITTED), NewJob("dirac", "7", S.RUNNING)])
+        assert [j.backend_id for j in store.jobs()] == ["7"]
+        with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            db.execute(
+                "INSERT INTO jobs (backend, backend_id, status, created, updated)"
+                " VALUES ('dirac', '7', 'running', 0, 0)"
+            )
+    assert path.read_bytes() == before
+
+
+def test_a_finished_run_shares_its_id_but_cannot_come_back_beside_an_active_one(
+    store: Store,
+) -> None:
+    [first] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)])
+    store.transition(Transition(first, S.SUBMITTED, S.FAILED))
+    [second] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)])  # a resubmit's new run
+    revive = Transition(first, S.FAILED, S.SUBMITTED)
+    assert store.apply([revive]) == [Outcome.HELD]
+    with pytest.raises(DuplicateJob, match=f"local:4242 is already watched, as job {second}"):
+        store.transition(revive)
+    # Once the holder is over, within the same batch, the first run may come back.
+    done = Transition(second, S.SUBMITTED, S.COMPLETED)
+    assert store.apply([done, revive]) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert store.get(first).status == S.SUBMITTED
+
+
+def test_a_new_run_supersedes_the_active_holder_of_its_id(store: Store) -> None:
+    [first] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)])
+    store.transition(Transition(first, S.SUBMITTED, S.RUNNING, "running"))
+    [second] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)], superseding=True)
+    assert (store.get(first).status, store.get(second).status) == (S.UNKNOWN, S.SUBMITTED)
+    last = store.journal(job=first)[-1]
+    assert (last.reason, last.native_status) == ("superseded: a new run under its backend id",
+                                                 "running")  # fmt: skip
+
+
+def test_a_store_of_schema_3_holding_an_id_twice_keeps_the_first_holder(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with Store(path) as store:
+        jobs = store.add_jobs([NewJob("dirac", str(i), S.SUBMITTED) for i in (1, 2)])
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX jobs_active_backend_id")
+    db.execute(
+        "INSERT INTO jobs (backend, backend_id, status, created, updated)"
+        " VALUES ('dirac', '1', 'running', 0, 0), ('dirac', '1', 'submitted', 0, 0)"
+    )
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        records = store.jobs(backend="dirac")
+        assert [(r.backend_id, r.status) for r in records] == [
+            ("1", S.SUBMITTED), ("2", S.SUBMITTED), ("1", S.UNKNOWN), ("1", S.UNKNOWN)
+        ]  # fmt: skip
+        reasons = {store.journal(job=r.id)[-1].reason for r in records[2:]}
+        assert reasons == {f"stored twice: job {jobs[0]} holds its backend id"}
 
 
 def test_a_new_store_whose_wal_file_is_lost_is_still_a_store(tmp_path: Path) -> None:

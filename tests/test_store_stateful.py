@@ -7,13 +7,26 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from gangamon import NewJob, Outcome, Status, Store, Transition, can_transition, master_status
+from gangamon import (
+    ACTIVE,
+    DuplicateJob,
+    NewJob,
+    Outcome,
+    Status,
+    Store,
+    Transition,
+    can_transition,
+    master_status,
+)
 
 statuses = st.sampled_from(list(Status))
 natives = st.sampled_from([None, "Running", "Done", "Waiting"])
+#: Few, so that runs share them: one active job at a time may hold each.
+backend_ids = st.sampled_from(["1", "2", "3"])
 
 
 @dataclass
@@ -21,6 +34,7 @@ class ModelJob:
     status: Status
     native: str | None
     parent: int | None
+    key: tuple[str, str]
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -41,26 +55,62 @@ class StoreMachine(RuleBasedStateMachine):
     def _derive_master(self, parent: int) -> None:
         master = self.model[parent]
         new = master_status(j.status for j in self.model.values() if j.parent == parent)
-        if new != master.status and can_transition(master.status, new):
+        revived = new in ACTIVE and master.status not in ACTIVE
+        if (
+            new != master.status
+            and can_transition(master.status, new)
+            and not (revived and self._active_holders(master.key, but=parent))
+        ):
             master.status = new
             self.journal_rows += 1
 
-    @rule(target=jobs, status=statuses, native=natives, backend=st.sampled_from(["dirac", "slurm"]))
-    def add(self, status: Status, native: str | None, backend: str) -> int:
-        [job] = self.store.add_jobs([NewJob(backend, "x", status, native_status=native)])
-        self.model[job] = ModelJob(status, native, None)
+    def _active_holders(self, key: tuple[str, str], but: int | None = None) -> list[int]:
+        return [
+            k for k, m in self.model.items() if m.key == key and m.status in ACTIVE and k != but
+        ]
+
+    def _add(self, new: NewJob, superseding: bool) -> int | None:
+        """Add `new` as the store should: None if refused (an active holder, not superseded)."""
+        key = (new.backend, str(new.backend_id))
+        holders = self._active_holders(key) if new.status in ACTIVE else []
+        if holders and not superseding:
+            with pytest.raises(DuplicateJob, match=f"as job {holders[0]}"):
+                self.store.add_jobs([new])
+            return None
+        [job] = self.store.add_jobs([new], superseding=superseding)
+        # The store supersedes (deriving those masters), then adds (deriving its own).
+        for holder in holders:
+            self.model[holder].status = Status.UNKNOWN
+            self.journal_rows += 1
+        for parent in sorted({p for h in holders if (p := self.model[h].parent) is not None}):
+            self._derive_master(parent)
+        self.model[job] = ModelJob(new.status, new.native_status, new.parent, key)
         self.journal_rows += 1
+        if new.parent is not None:
+            self._derive_master(new.parent)
         return job
 
-    @rule(target=jobs, parent=jobs, status=statuses)
-    def add_subjob(self, parent: int, status: Status) -> int:
-        if self.model[parent].parent is not None:  # one level of subjobs, as in Ganga
-            return parent
-        [job] = self.store.add_jobs([NewJob("dirac", "s", status, parent=parent)])
-        self.model[job] = ModelJob(status, None, parent)
-        self.journal_rows += 1
-        self._derive_master(parent)
-        return job
+    @rule(
+        target=jobs,
+        status=statuses,
+        native=natives,
+        backend=st.sampled_from(["dirac", "slurm"]),
+        backend_id=backend_ids,
+        superseding=st.booleans(),
+    )
+    def add(
+        self, status: Status, native: str | None, backend: str, backend_id: str, superseding: bool
+    ) -> int:
+        new = NewJob(backend, backend_id, status, native_status=native)
+        job = self._add(new, superseding)
+        return job if job is not None else min(self.model, default=10_000)
+
+    @rule(target=jobs, parent=jobs, status=statuses, backend_id=backend_ids)
+    def add_subjob(self, parent: int, status: Status, backend_id: str) -> int:
+        if parent not in self.model or self.model[parent].parent is not None:
+            return parent  # one level of subjobs, as in Ganga
+        job = self._add(NewJob("dirac", f"s{backend_id}", status, parent=parent), False)
+        return job if job is not None else parent
 
     @rule(
         moves=st.lists(
@@ -88,6 +138,12 @@ class StoreMachine(RuleBasedStateMachine):
                 expected.append(Outcome.UNCHANGED)
             elif not can_transition(known.status, new):
                 expected.append(Outcome.ILLEGAL)
+            elif (
+                known.status not in ACTIVE
+                and new in ACTIVE
+                and self._active_holders(known.key, but=job)
+            ):
+                expected.append(Outcome.HELD)
             else:
                 expected.append(Outcome.APPLIED)
                 known.status, known.native = new, native

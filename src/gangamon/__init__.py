@@ -7,6 +7,7 @@ from ._engine import (
     open_monitor as open_monitor,
 )
 from ._errors import (
+    DuplicateJob as DuplicateJob,
     GangamonError as GangamonError,
     StaleTransition as StaleTransition,
     StoreError as StoreError,

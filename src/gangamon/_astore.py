@@ -9,6 +9,7 @@ left no trace, and the next call finds the connection free.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import TypeVar
 
 import trio
@@ -57,9 +58,9 @@ class AsyncStore:
                         pass
                 raise
 
-    async def add_jobs(self, jobs: Sequence[NewJob]) -> list[int]:
+    async def add_jobs(self, jobs: Sequence[NewJob], *, superseding: bool = False) -> list[int]:
         """See `Store.add_jobs`. Cancelled: either all the jobs were added or none."""
-        return await self._call(self.store.add_jobs, jobs)
+        return await self._call(partial(self.store.add_jobs, jobs, superseding=superseding))
 
     async def apply(self, batch: Sequence[Transition]) -> list[Outcome]:
         """See `Store.apply`. Cancelled: either the whole batch committed or none of it."""

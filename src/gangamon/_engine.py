@@ -180,6 +180,7 @@ class Monitor:
     async def _store_new(self, jobs: list[NewJob]) -> list[int]:
         """`track`'s write, in the writer's turn (so that no other track comes between the
         check of what is tracked and the adding)."""
+        await self._load_new()  # what `gangamon track` or Ganga added since the last look
         ids: list[int] = [0] * len(jobs)
         stored: list[int] = []  # positions in `jobs` of the jobs to store
         first: dict[tuple[str, str], int] = {}  # position of each active job to store
@@ -196,7 +197,9 @@ class Monitor:
                     continue
                 first[key] = position
             stored.append(position)
-        new_ids = await self.store.add_jobs([jobs[p] for p in stored])
+        # An active job this monitor does not follow under the same id (it untracked it: a
+        # new run replaces it) is superseded; one it follows was answered above.
+        new_ids = await self.store.add_jobs([jobs[p] for p in stored], superseding=True)
         for position, job_id in zip(stored, new_ids, strict=True):
             ids[position] = job_id
             job = jobs[position]

@@ -34,6 +34,14 @@ class UnknownJob(GangamonError, KeyError):
         return f"unknown job id {self.job!r}"
 
 
+class DuplicateJob(GangamonError):
+    """A job to add or revive under a backend id that another active job holds."""
+
+    def __init__(self, backend: str, backend_id: str, holder: int) -> None:
+        self.backend, self.backend_id, self.holder = backend, backend_id, holder
+        super().__init__(f"{backend}:{backend_id} is already watched, as job {holder}")
+
+
 class StaleTransition(GangamonError):
     """A compare-and-set transition whose expected status is no longer the stored one."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import os
 import sqlite3
 import stat
 import time
@@ -21,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import StaleTransition, StoreError, StoreUnwritable, UnknownJob
+from ._errors import DuplicateJob, StaleTransition, StoreError, StoreUnwritable, UnknownJob
 from ._status import ACTIVE, IllegalTransition, Status, can_transition, master_status
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: PRAGMA application_id of a gangamon store: "ggmn" in ASCII. Tells our files from others.
 APPLICATION_ID = 0x67676D6E
 
@@ -43,6 +44,7 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_by_status ON jobs(status, backend);
 CREATE INDEX jobs_by_parent ON jobs(parent, status);
 CREATE INDEX jobs_by_backend_id ON jobs(backend, backend_id);
+{ACTIVE_ID_INDEX};
 CREATE TABLE journal (
     seq           INTEGER PRIMARY KEY,
     job           INTEGER NOT NULL REFERENCES jobs(id),
@@ -55,6 +57,16 @@ CREATE TABLE journal (
 );
 CREATE INDEX journal_by_job ON journal(job, seq);
 """
+
+#: A backend id is held by one active job at a time, whoever writes: a finished run may share
+#: it (Ganga's resubmit of a Local job reuses its id), two watched runs may not.
+_ACTIVE_ID_INDEX = (
+    "CREATE UNIQUE INDEX jobs_active_backend_id ON jobs(backend, backend_id) WHERE status IN ("
+    + ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+    + ")"
+)
+_SCHEMA = _SCHEMA.replace("{ACTIVE_ID_INDEX}", _ACTIVE_ID_INDEX)
+_ACTIVE_VALUES = tuple(s.value for s in sorted(ACTIVE))
 
 # SQLite's default limit on bound parameters is 999 on old builds; stay under it.
 _IN_CHUNK = 900
@@ -106,6 +118,8 @@ class Outcome(enum.Enum):
     STALE = "stale"
     #: Ganga's graph forbids the move.
     ILLEGAL = "illegal"
+    #: A move back to an active status under a backend id another active job holds.
+    HELD = "backend id held by another active job"
     UNKNOWN_JOB = "unknown job"
 
 
@@ -140,6 +154,23 @@ def _refused(error: sqlite3.OperationalError) -> bool:
     first: SQLITE_IOERR_WRITE), not a mistake in what was asked."""
     name = getattr(error, "sqlite_errorname", "") or ""
     return any(name == code or name.startswith(code + "_") for code in _REFUSALS)
+
+
+def _cause(path: Path, error: sqlite3.Error) -> str:
+    """SQLite's `error` for `path`, with the reason when the file system says it: SQLite's
+    own "unable to open database file" does not tell a read-only mount from a missing one."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return f"{error} (read-only file system at {str(folder)!r})"
+    if not os.access(folder, os.W_OK):
+        return f"{error} (no permission to write in {str(folder)!r})"
+    return str(error)
 
 
 def _key(job: NewJob) -> tuple[str, str | None]:
@@ -208,7 +239,7 @@ class Store:
                 uri=read_only,
             )
         except sqlite3.Error as e:
-            raise StoreError(self.path, f"cannot open: {e}") from None
+            raise StoreError(self.path, f"cannot open: {_cause(self.path, e)}") from None
         try:
             self._prepare()
         except BaseException:
@@ -220,6 +251,10 @@ class Store:
             app_id = self._scalar("PRAGMA application_id")
             version = self._scalar("PRAGMA user_version")
             tables = self._scalar("SELECT count(*) FROM sqlite_master")
+        except sqlite3.OperationalError as e:
+            if _refused(e):  # SQLite opens lazily: a file it cannot open shows up here
+                raise StoreError(self.path, f"cannot open: {_cause(self.path, e)}") from None
+            raise StoreError(self.path, f"not a gangamon store ({e})") from None
         except sqlite3.DatabaseError as e:
             raise StoreError(self.path, f"not a gangamon store ({e})") from None
         if app_id != APPLICATION_ID and (tables or app_id):
@@ -258,7 +293,7 @@ class Store:
             elif version < SCHEMA_VERSION:
                 self._migrate()
         except sqlite3.Error as e:
-            raise StoreError(self.path, f"cannot write: {e}") from None
+            raise StoreError(self.path, f"cannot write: {_cause(self.path, e)}") from None
 
     def _migrate(self) -> None:
         """Bring a store of an older schema up to this one, in one transaction."""
@@ -271,7 +306,35 @@ class Store:
                 self._db.execute(
                     "CREATE INDEX IF NOT EXISTS jobs_by_backend_id ON jobs(backend, backend_id)"
                 )
+            if version in (1, 2, 3):
+                self._retire_second_holders()
+                self._db.execute(_ACTIVE_ID_INDEX)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _retire_second_holders(self) -> None:
+        """Before schema 4, concurrent adds could store an active backend id twice: all but
+        the first job holding it become `unknown`, with the holder named in the journal."""
+        marks = ", ".join("?" * len(_ACTIVE_VALUES))
+        seconds = self._db.execute(
+            f"SELECT later.id, later.status, min(first.id) FROM jobs AS later JOIN jobs AS first"
+            f" ON first.backend = later.backend AND first.backend_id = later.backend_id"
+            f" AND first.id < later.id AND first.status IN ({marks})"
+            f" WHERE later.status IN ({marks}) GROUP BY later.id",
+            _ACTIVE_VALUES * 2,
+        ).fetchall()
+        if seconds:
+            self._write(
+                [
+                    Transition(
+                        job,
+                        Status(status),
+                        Status.UNKNOWN,
+                        reason=f"stored twice: job {first} holds its backend id",
+                    )
+                    for job, status, first in seconds
+                ],
+                self._clock(),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -291,16 +354,43 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
 
-    def add_jobs(self, jobs: Sequence[NewJob]) -> list[int]:
+    def add_jobs(self, jobs: Sequence[NewJob], *, superseding: bool = False) -> list[int]:
         """Register jobs in one transaction; return their ids in order.
 
         A subjob names an existing parent, or one earlier in `jobs` by its future id. The
         parents' statuses are derived from their subjobs afterwards. A backend id may be
         held by several jobs (a new run under the same id, as Ganga's resubmit of a Local
-        job makes): `add_new_jobs` adds only ids the store has never held.
+        job makes), but by one active job at a time: an active job already holding it
+        raises `DuplicateJob`, and nothing is added; or, `superseding`, becomes `unknown`,
+        its run replaced by the new one. `add_new_jobs` adds only ids the store has never
+        held.
         """
         with self._transaction():
+            if superseding:
+                self._supersede(jobs)
             return self._insert(jobs)
+
+    def _supersede(self, jobs: Sequence[NewJob]) -> None:
+        """The active holders of the active jobs' backend ids become `unknown`."""
+        keys = {_key(j) for j in jobs if j.status in ACTIVE and j.backend_id is not None}
+        if not keys:
+            return
+        held = self._holders(keys)
+        current = self._statuses({job for jobs in held.values() for job in jobs})
+        self._write(
+            [
+                Transition(
+                    job,
+                    status,
+                    Status.UNKNOWN,
+                    native,
+                    reason="superseded: a new run under its backend id",
+                )
+                for job, (status, native, _) in current.items()
+                if status in ACTIVE
+            ],
+            self._clock(),
+        )
 
     def add_new_jobs(self, jobs: Sequence[NewJob]) -> tuple[list[int], int]:
         """Register the jobs whose backend id the store has never held (in any status), in
@@ -315,9 +405,9 @@ class Store:
                     new.append(job)
             return self._insert(new), len(jobs) - len(new)
 
-    def _holders(self, named: set[tuple[str, str | None]]) -> dict[tuple[str, str], int]:
+    def _holders(self, named: set[tuple[str, str | None]]) -> dict[tuple[str, str], list[int]]:
         """The jobs holding the (backend, backend id) pairs, in any status."""
-        found: dict[tuple[str, str], int] = {}
+        found: dict[tuple[str, str], list[int]] = {}
         by_backend: dict[str, list[str]] = {}
         for backend, backend_id in named:
             if backend_id is not None:
@@ -330,7 +420,7 @@ class Store:
                     f"SELECT backend_id, id FROM jobs WHERE backend = ? AND backend_id IN ({marks})"
                 )
                 for backend_id, job in self._db.execute(sql, [backend, *chunk]):
-                    found[(backend, backend_id)] = job
+                    found.setdefault((backend, backend_id), []).append(job)
         return found
 
     def _insert(self, jobs: Sequence[NewJob]) -> list[int]:
@@ -351,8 +441,13 @@ class Store:
                         now,
                     ),
                 )
-            except sqlite3.IntegrityError:
-                raise UnknownJob(job.parent) from None
+            except sqlite3.IntegrityError as e:
+                if "UNIQUE" not in (e.sqlite_errorname or ""):
+                    raise UnknownJob(job.parent) from None
+                holders = self._holders_of(job.backend, job.backend_id)
+                holder = next(j for j, status in holders if status in ACTIVE)
+                raise DuplicateJob(job.backend, str(job.backend_id), holder) from None
+
             assert cursor.lastrowid is not None
             ids.append(cursor.lastrowid)
         self._db.executemany(
@@ -370,37 +465,8 @@ class Store:
         left. Refused transitions write nothing. Masters of changed subjobs are re-derived.
         """
         started = time.perf_counter()
-        now = self._clock()
-        outcomes: list[Outcome] = []
         with self._transaction():
-            current = self._statuses({t.job for t in batch})
-            changed: dict[int, tuple[Status, str | None, int]] = {}
-            journal: list[tuple[int, str, str, str | None, str, float, str | None]] = []
-            for t in batch:
-                outcome = _judge(t, current.get(t.job))
-                outcomes.append(outcome)
-                if outcome is not Outcome.APPLIED:
-                    continue
-                old, _, parent = current[t.job]
-                current[t.job] = (t.new, t.native_status, parent)
-                count = changed[t.job][2] + 1 if t.job in changed else 1
-                changed[t.job] = (t.new, t.native_status, count)
-                details = None if t.details is None else json.dumps(t.details)
-                journal.append(
-                    (t.job, old.value, t.new.value, t.native_status, t.reason, now, details)
-                )
-            self._db.executemany(
-                "UPDATE jobs SET status = ?, native_status = ?, updated = ?,"
-                " transitions = transitions + ? WHERE id = ?",
-                [(s.value, n, now, c, job) for job, (s, n, c) in changed.items()],
-            )
-            self._db.executemany(
-                "INSERT INTO journal (job, old, new, native_status, reason, time, details)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                journal,
-            )
-            parents = {current[job][2] for job in changed}
-            self._update_masters({p for p in parents if p is not None}, now)
+            outcomes = self._write(batch, self._clock())
         self._batches += 1
         self._applied += outcomes.count(Outcome.APPLIED)
         self._unchanged += outcomes.count(Outcome.UNCHANGED)
@@ -410,10 +476,67 @@ class Store:
         self._last_batch_seconds = time.perf_counter() - started
         return outcomes
 
+    def _write(self, batch: Sequence[Transition], now: float) -> list[Outcome]:
+        """`apply` inside a transaction already open."""
+        outcomes: list[Outcome] = []
+        current = self._statuses({t.job for t in batch})
+        changed: dict[int, tuple[Status, str | None, int]] = {}
+        journal: list[tuple[int, str, str, str | None, str, float, str | None]] = []
+        for t in batch:
+            outcome = _judge(t, current.get(t.job))
+            revives = outcome is Outcome.APPLIED and current[t.job][0] not in ACTIVE
+            if revives and t.new in ACTIVE and self._active_holder(t.job, current) is not None:
+                outcome = Outcome.HELD
+            outcomes.append(outcome)
+            if outcome is not Outcome.APPLIED:
+                continue
+            old, _, parent = current[t.job]
+            current[t.job] = (t.new, t.native_status, parent)
+            count = changed[t.job][2] + 1 if t.job in changed else 1
+            changed[t.job] = (t.new, t.native_status, count)
+            details = None if t.details is None else json.dumps(t.details)
+            journal.append((t.job, old.value, t.new.value, t.native_status, t.reason, now, details))
+        self._db.executemany(
+            "UPDATE jobs SET status = ?, native_status = ?, updated = ?,"
+            " transitions = transitions + ? WHERE id = ?",
+            [(s.value, n, now, c, job) for job, (s, n, c) in changed.items()],
+        )
+        self._db.executemany(
+            "INSERT INTO journal (job, old, new, native_status, reason, time, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            journal,
+        )
+        parents = {current[job][2] for job in changed}
+        self._update_masters({p for p in parents if p is not None}, now)
+        return outcomes
+
+    def _active_holder(
+        self, job: int, current: Mapping[int, tuple[Status, str | None, int | None]]
+    ) -> int | None:
+        """Another job holding `job`'s backend id in an active status, as the store holds it
+        with the batch's moves so far (`current`) applied, if any."""
+        (backend, backend_id) = self._db.execute(
+            "SELECT backend, backend_id FROM jobs WHERE id = ?", (job,)
+        ).fetchone()
+        for other, status in self._holders_of(backend, backend_id):
+            if other != job and (current[other][0] if other in current else status) in ACTIVE:
+                return other
+        return None
+
+    def _holders_of(self, backend: str, backend_id: str | None) -> list[tuple[int, Status]]:
+        """(job, status) of every job holding `backend_id` on `backend`."""
+        rows = self._db.execute(
+            "SELECT id, status FROM jobs WHERE backend = ? AND backend_id = ?",
+            (backend, backend_id),
+        )
+        return [(job, Status(status)) for job, status in rows]
+
     def transition(self, t: Transition) -> Outcome:
         """Apply one transition, raising the typed error of a refused one.
 
-        Raises `UnknownJob`, `StaleTransition` or `IllegalTransition`; nothing is written then.
+        Raises `UnknownJob`, `StaleTransition`, `IllegalTransition` or `DuplicateJob` (a move
+        back to an active status under a backend id another active job holds); nothing is
+        written then.
         Returns `APPLIED` or `UNCHANGED`.
         """
         outcome = self.apply([t])[0]
@@ -423,6 +546,10 @@ class Store:
             raise StaleTransition(t.job, t.expected.value, self.get(t.job).status.value)
         if outcome is Outcome.ILLEGAL:
             raise IllegalTransition(t.job, t.expected, t.new)
+        if outcome is Outcome.HELD:
+            record = self.get(t.job)
+            holder = self._active_holder(t.job, {})
+            raise DuplicateJob(record.backend, str(record.backend_id), holder or 0)
         return outcome
 
     def _update_masters(self, parents: Iterable[int], now: float) -> None:
@@ -436,8 +563,14 @@ class Store:
             old = self.get(parent).status
             new = master_status(statuses)
             # An illegal derived move (say killed -> running) leaves the master as it is,
-            # as Ganga's updateStatus would refuse it; its subjobs still tell the truth.
-            if new != old and can_transition(old, new):
+            # as Ganga's updateStatus would refuse it; its subjobs still tell the truth. So
+            # does a move back to active under a backend id another active job holds.
+            revived = new in ACTIVE and old not in ACTIVE
+            if (
+                new != old
+                and can_transition(old, new)
+                and not (revived and self._active_holder(parent, {}) is not None)
+            ):
                 self._db.execute(
                     "UPDATE jobs SET status = ?, updated = ?, transitions = transitions + 1"
                     " WHERE id = ?",
