@@ -2,7 +2,7 @@
 
 Usage:
   dirac_client_probe.py URL CA_DIR PROXY ID...
-      getJobsStatus and Dirac().getJobStatus at one URL. Prints one JSON line.
+      getJobsStatus, Dirac().getJobStatus and getJobs at one URL. Prints one JSON line.
   dirac_client_probe.py --finalise FACTS_JSON WIRE OUT_DIR ID...
       what Ganga's monitor does to finalise jobs, with a dirac.cfg from gangamon.sim.dirac_cfg
       (JobMonitoring over WIRE, https or dips): job summaries, logging info, parameters,
@@ -47,9 +47,24 @@ def main() -> None:
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 
     job_ids = [int(i) for i in ids]
-    status = JobMonitoringClient().getJobsStatus(job_ids)
+    monitoring = JobMonitoringClient()
+    status = monitoring.getJobsStatus(job_ids)
     dirac = Dirac().getJobStatus(job_ids)
-    print(json.dumps({"getJobsStatus": _plain(status), "Dirac.getJobStatus": _plain(dirac)}))
+    # What changed since a cut: everything since long ago, nothing since the future.
+    since_long_ago = monitoring.getJobs({"Owner": "gangamon"}, "2000-01-01 00:00:00")
+    since_the_future = monitoring.getJobs({"Owner": ["gangamon", "x"]}, "2100-01-01 00:00:00")
+    unknown_column = monitoring.getJobs({"Colour": "red"})
+    print(
+        json.dumps(
+            {
+                "getJobsStatus": _plain(status),
+                "Dirac.getJobStatus": _plain(dirac),
+                "getJobs since long ago": _plain(since_long_ago),
+                "getJobs since the future": _plain(since_the_future),
+                "getJobs on an unknown column": _plain(unknown_column),
+            }
+        )
+    )
 
 
 def finalise(facts: dict[str, Any], wire: str, out_dir: Path, ids: list[str]) -> dict[str, Any]:

@@ -110,7 +110,9 @@ async def test_ten_thousand_jobs_reach_the_right_status(
     stats = monitor.statistics().backends["dirac"]
     assert stats.errors == stats.timeouts == stats.garbage == 0
     assert sim.stats.peak_in_flight <= 8
-    assert set(sim.stats.calls) == {"getJobsStates"}
+    # Between full sweeps, what changed among the jobs of their owner (learnt once).
+    assert set(sim.stats.calls) == {"getJobsStates", "getJobs", "getJobsSummary"}
+    assert sim.stats.calls["getJobsSummary"] == 1
 
 
 async def test_faults_lose_and_mismap_nothing(

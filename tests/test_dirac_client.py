@@ -98,6 +98,13 @@ def test_real_client_reads_the_simulator(transport: str, still_sim: dict[str, An
         "ApplicationStatus",
         "Site",
     }
+    # getJobs: the ids as strings, as DIRAC's SQL layer gives them.
+    every = [str(i) for i in range(first, last + 1)]
+    assert got["getJobs since long ago"] == {"OK": True, "Value": every, "Message": None}
+    assert got["getJobs since the future"] == {"OK": True, "Value": [], "Message": None}
+    unknown = got["getJobs on an unknown column"]
+    assert not unknown["OK"]
+    assert "Unknown column 'Colour'" in unknown["Message"]
 
 
 async def test_our_https_transport_agrees_with_the_real_client(still_sim: dict[str, Any]) -> None:

@@ -263,3 +263,49 @@ def test_a_sandbox_is_the_same_tarball_of_the_jobs_files_every_time() -> None:
     with tarfile.open(fileobj=io.BytesIO(first), mode="r:bz2") as tar:
         members = {m.name: tar.extractfile(m).read().decode() for m in tar}  # type: ignore[union-attr]
     assert members == facts.sandbox_files(1001)
+
+
+# -- getJobs: which jobs changed since a cut ---------------------------------------------------
+
+
+@given(
+    seeds=st.lists(seeds, min_size=1, max_size=6, unique=True),
+    now=st.floats(100, 400),
+    back=st.floats(0, 300),
+    fraction=st.booleans(),
+)
+def test_get_jobs_gives_the_jobs_whose_last_update_is_at_or_after_the_cut(
+    seeds: list[int], now: float, back: float, fraction: bool
+) -> None:
+    jobs = [simulated_job(seed, job_id=1001 + i) for i, seed in enumerate(seeds)]
+    service = monitoring(*jobs)
+    cut = service.wall.at(now - back) + dt.timedelta(microseconds=500_000 if fraction else 0)
+    answer = service.call("getJobs", [{"Owner": "gangamon"}, str(cut)], now)
+    summary = service.call("getJobsSummary", [[j.id for j in jobs]], now)["Value"]
+    assert isinstance(summary, dict)
+    # DIRAC compares a DATETIME column of whole seconds with the cut, fraction and all.
+    expected = [str(i) for i, row in sorted(summary.items()) if row["LastUpdateTime"] >= cut]
+    assert answer == {"OK": True, "Value": expected}
+
+
+def test_get_jobs_selects_on_attributes_and_refuses_unknown_ones() -> None:
+    jobs = [simulated_job(seed, job_id=1001 + seed) for seed in range(8)]
+    service = monitoring(*jobs)
+    now = max(j.finished_at() for j in jobs) + 1
+    done = [str(j.id) for j in jobs if j.state_at(now)[0] is D.DONE]
+    assert service.call("getJobs", [{"Status": "Done"}], now)["Value"] == done
+    both = service.call("getJobs", [{"Status": ["Done", "Failed"], "Owner": "gangamon"}], now)
+    assert both["Value"] == [str(j.id) for j in jobs if j.state_at(now)[0] in (D.DONE, D.FAILED)]
+    assert service.call("getJobs", [{"Owner": "someone else"}], now)["Value"] == []
+    assert service.call("getJobs", [], now)["Value"] == [str(j.id) for j in jobs]
+    bad = service.call("getJobs", [{"Colour": "red"}], now)
+    assert bad["OK"] is False
+    assert "Unknown column 'Colour'" in str(bad["Message"])
+    assert service.call("getJobs", [{}, "not a date"], now)["OK"] is False
+
+
+def test_a_skewed_server_names_its_own_seconds() -> None:
+    job = simulated_job(1)
+    service = JobMonitoring({job.id: job}, WallClock(OFFSET, skew=-42.0))
+    row = service.call("getJobsSummary", [[job.id]], 500.0)["Value"][job.id]  # type: ignore[index]
+    assert row["LastUpdateTime"] == WallClock(OFFSET - 42.0).at(job.steps_until(500.0)[-1][0])

@@ -37,6 +37,8 @@ class CallCounts:
     """What one backend's calls came to, for its statistics."""
 
     calls: int = 0
+    #: Of the calls, those that asked which jobs had changed (`Backend.changed`).
+    delta_calls: int = 0
     errors: int = 0
     timeouts: int = 0
     garbage: int = 0

@@ -52,6 +52,8 @@ class BackendStatistics:
     last_success: float | None = None
     #: When the backend's credentials expire (Unix time), where it knows.
     credentials_expiry: float | None = None
+    #: Of the calls, those that asked which jobs had changed (`Backend.changed`).
+    delta_calls: int = 0
 
 
 class BackendRunner:
@@ -131,6 +133,7 @@ class BackendRunner:
             calls=counts.calls,
             errors=counts.errors,
             timeouts=counts.timeouts,
+            delta_calls=counts.delta_calls,
             garbage=counts.garbage,
             restarts=self.restarts,
             in_flight=counts.in_flight,

@@ -9,6 +9,7 @@ it. The loops end when the supervisor's `stopped` event is set.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 
 import trio
@@ -36,6 +37,9 @@ class Sweeper:
         self.interval = self.settings.poll_interval
         self._fresh: set[int] = set()
         self._wake = trio.Event()
+        #: The start of the last sweep that succeeded (trio time), and of the last full one.
+        self._seen_until: float | None = None
+        self._last_full_sweep = -math.inf
 
     def poll_soon(self, job: int) -> None:
         """Poll `job` at once, outside the sweeps (it was just tracked)."""
@@ -54,19 +58,33 @@ class Sweeper:
         ones tracked so far: only later arrivals need a prompt poll)."""
         await nursery.start(self._sweep_loop, stopped)
         nursery.start_soon(self._prompt_loop, stopped)
-        if self.backend.ending:
+        if self._ending:
             nursery.start_soon(self._ending_loop, stopped)
+
+    @property
+    def _ending(self) -> frozenset[str]:
+        """The native statuses polled between sweeps. None with deltas: every sweep then asks
+        what changed, jobs near their end among them, at a cost that does not grow with them."""
+        return frozenset() if self.backend.deltas else self.backend.ending
 
     async def _sweep_loop(
         self, stopped: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Poll every tracked job at a fixed rate: no drift, no catch-up burst when late."""
+        """Poll every tracked job at a fixed rate: no drift, no catch-up burst when late.
+        For a backend with deltas, between full sweeps only the jobs it says have changed."""
         base = self.settings.poll_interval
         next_sweep = trio.current_time()
         jobs = self._take_sweep()
         task_status.started()
         while not stopped.is_set():
-            clean = await self._sweep(jobs)
+            started = trio.current_time()
+            narrowed = await self._narrowed(jobs, started)
+            clean = await self._sweep(jobs if narrowed is None else narrowed)
+            if clean:
+                # Every change before `started` has been seen: the next deltas start there.
+                self._seen_until = started
+                if narrowed is None:
+                    self._last_full_sweep = started
             self.interval = (
                 base if clean else min(self.interval * 2, base * self.settings.max_backoff)
             )
@@ -75,9 +93,51 @@ class Sweeper:
                 await stopped.wait()
             jobs = self._take_sweep()
 
+    async def _narrowed(self, jobs: list[JobRef], started: float) -> list[JobRef] | None:
+        """The jobs of `jobs` that the backend says have changed since the last clean sweep,
+        or None for a full sweep: one is due, the backend has no deltas, or cannot tell."""
+        since = self._seen_until
+        if (
+            not self.backend.deltas
+            or since is None
+            or started - self._last_full_sweep >= self.settings.full_sweep
+            or not jobs
+        ):
+            return None
+        counts, deadline_s = self.counts, self.settings.call_deadline
+        async with self.limiter:
+            counts.calls += 1
+            counts.delta_calls += 1
+            changed = None
+            try:
+                with trio.move_on_after(deadline_s) as deadline:
+                    changed = await self.backend.changed(since, jobs)
+                if deadline.cancelled_caught:
+                    counts.timeouts += 1
+                    log.warning(
+                        "backend %s: asking what changed passed its %.1f s deadline; polling "
+                        "every job",
+                        self.backend.name,
+                        deadline_s,
+                        extra=self.outbox.tag,
+                    )
+            except BackendUnavailable:
+                raise  # not this call's problem: the supervisor deals with it
+            except Exception as exc:
+                counts.errors += 1
+                log.warning(
+                    "backend %s: asking what changed failed (%s); polling every job",
+                    self.backend.name,
+                    describe(exc),
+                    extra=self.outbox.tag,
+                )
+        if changed is None:
+            return None
+        return [j for j in jobs if j.backend_id in changed]
+
     def _take_sweep(self) -> list[JobRef]:
         self._fresh.clear()  # the sweep covers them
-        ending = self.backend.ending
+        ending = self._ending
         if not ending:
             return self._pollable(self.jobs.values())
         # The jobs whose end is near are the ending loop's: polled twice, a job's end could be
@@ -87,7 +147,7 @@ class Sweeper:
     async def _ending_loop(self, stopped: trio.Event) -> None:
         """Poll the jobs whose end is near (`Backend.ending`) between the sweeps, at a fixed
         rate that backs off with the sweeps'."""
-        ending = self.backend.ending
+        ending = self._ending
         next_poll = trio.current_time()
         while True:
             with trio.move_on_at(next_poll):

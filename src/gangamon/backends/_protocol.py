@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -74,10 +74,14 @@ class BackendSettings:
     #: Seconds a finalisation that fails on a transient error (the connection, a deadline, a
     #: refused or expired proxy) is retried, the job kept completing, before it is failed.
     finalise_retry_limit: float = 86400.0
+    #: For a backend that answers `Backend.changed`: seconds between the sweeps of every
+    #: job, the backstop that bounds any change the deltas miss. Between them a sweep polls
+    #: only the jobs `changed` names.
+    full_sweep: float = 600.0
 
     def __post_init__(self) -> None:
         positive = ["poll_interval", "call_deadline", "restart_delay", "max_restart_delay",
-                    "finalise_retry_limit"]  # fmt: skip
+                    "finalise_retry_limit", "full_sweep"]  # fmt: skip
         if self.ending_interval is not None:
             positive.append("ending_interval")
         for name in positive:
@@ -131,6 +135,9 @@ class Backend:
     ending: frozenset[str] = frozenset()
     #: When the credentials the backend uses expire (Unix time), where it knows.
     credentials_expiry: float | None = None
+    #: Whether `changed` answers: between full sweeps the engine then polls only the jobs
+    #: it names.
+    deltas: bool = False
 
     async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
         """Report the current status of `jobs`. Jobs the backend does not know are left out.
@@ -139,6 +146,15 @@ class Backend:
         promptly or be safe to abandon (it only reads).
         """
         raise NotImplementedError
+
+    async def changed(self, since: float, jobs: Sequence[JobRef]) -> Collection[str] | None:
+        """The backend ids among `jobs` that may have changed since `since` (trio time: the
+        start of the last poll of them that succeeded), or None when the backend cannot tell
+        now (the engine then polls them all).
+
+        Runs under the backend's limiter and call deadline, as `poll` does.
+        """
+        return None
 
     def watch(self, job: JobRef) -> AsyncIterator[Update]:
         """Yield each change of `job` as it happens; end when the job is over.

@@ -46,6 +46,7 @@ def exposition(stats: MonitorStatistics, detection: Histogram) -> str:
 # (name, help, value): a name ending in _total is a counter, any other a gauge.
 _PER_BACKEND: list[tuple[str, str, Callable[[BackendStatistics], float | None]]] = [
     ("backend_calls_total", "Backend calls made.", lambda b: b.calls),
+    ("backend_delta_calls_total", "Calls asking which jobs changed.", lambda b: b.delta_calls),
     ("backend_errors_total", "Backend calls that failed.", lambda b: b.errors),
     ("backend_timeouts_total", "Backend calls past their deadline.", lambda b: b.timeouts),
     ("backend_garbage_total", "Backend answers that could not be read.", lambda b: b.garbage),

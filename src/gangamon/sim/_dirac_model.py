@@ -94,6 +94,10 @@ class SimJob:
         """Status, MinorStatus and ApplicationStatus at `now`, as getJobsStates has them."""
         return self._states[self._step_at(now)]
 
+    def stepped_between(self, since: float, now: float) -> bool:
+        """Whether the job took a step in [since, now]."""
+        return bisect.bisect_left(self._times, since) < bisect.bisect_right(self._times, now)
+
     def finished_at(self) -> float:
         return self.path[-1][0]
 
@@ -121,21 +125,33 @@ class WallClock:
 
     One offset, fixed at the first `fix`, maps every server time, so that each reply names
     an instant by the same second (a fresh offset per reply would move it by the drift
-    between the clocks).
+    between the clocks). `skew` sets the server's clock that many seconds off the client's.
     """
 
-    def __init__(self, offset: float | None = None) -> None:
+    def __init__(self, offset: float | None = None, *, skew: float = 0.0) -> None:
         self._offset = offset
+        self.skew = skew
 
     def fix(self, now: float) -> None:
         """Tie server time `now` to the wall clock's now, unless already tied."""
         if self._offset is None:
             self._offset = time.time() - now
 
-    def at(self, t: float) -> dt.datetime:
+    def _shift(self) -> float:
         if self._offset is None:
-            raise RuntimeError("WallClock.at before fix: no offset yet")
-        return _EPOCH + dt.timedelta(seconds=math.floor(self._offset + t))
+            raise RuntimeError("WallClock used before fix: no offset yet")
+        return self._offset + self.skew
+
+    def at(self, t: float) -> dt.datetime:
+        return _EPOCH + dt.timedelta(seconds=math.floor(self.epoch_seconds(t)))
+
+    def epoch_seconds(self, t: float) -> float:
+        """Server time `t` on the server's wall clock, in seconds of the Unix epoch."""
+        return self._shift() + t
+
+    def server_time(self, epoch_seconds: float) -> float:
+        """The server time at which the server's wall clock reads `epoch_seconds`."""
+        return epoch_seconds - self._shift()
 
 
 def draw_path(

@@ -9,13 +9,16 @@ on one wall clock (`WallClock`), the same instant alike in every reply.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from ..backends.dirac._states import DiracStatus as D
 from ..backends.dirac._wire import s_error, s_ok
 from . import _job_facts as facts
+from ._changes import ChangeIndex
 from ._dirac_cfg import GROUP, USER, VO
 from ._dirac_model import SimJob, WallClock
 
@@ -23,6 +26,8 @@ Result = dict[str, object]
 _ENDED = frozenset({D.DONE, D.FAILED, D.KILLED})
 _WRAPPER_DONE = frozenset({D.DONE, D.FAILED, D.COMPLETED})
 _UPLOADED = frozenset({D.DONE, D.COMPLETED})
+#: DIRAC's DErrno.EMYSQL: what its SQL layer's errors carry.
+_EMYSQL = 1131
 
 
 class Hangup(enum.Enum):
@@ -75,13 +80,52 @@ def _names(arg: object) -> set[str] | None:
     return {str(name) for name in arg} if isinstance(arg, list) else set()
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+#: The Jobs table's columns getJobs can select on, as the simulator knows them at a time.
+_SELECTABLE: dict[str, Callable[[JobMonitoring, SimJob, float], str]] = {
+    "Owner": lambda m, j, t: USER,
+    "OwnerGroup": lambda m, j, t: GROUP,
+    "VO": lambda m, j, t: VO,
+    "JobGroup": lambda m, j, t: j.job_group,
+    "JobType": lambda m, j, t: "User",
+    "Status": lambda m, j, t: j.state_at(t)[0].value,
+    "MinorStatus": lambda m, j, t: j.state_at(t)[1],
+    "ApplicationStatus": lambda m, j, t: j.application_status,
+    "Site": lambda m, j, t: j.site_at(t),
+    "JobID": lambda m, j, t: str(j.id),
+}
+
+
+def _cut_seconds(cut: object) -> float | None:
+    """A cut date as whole seconds of the epoch that a LastUpdateTime (whole seconds) must
+    reach (-inf: none given); None if it is not a date. A fraction rounds up, as MySQL's
+    comparison of a DATETIME with '...:05.5' does."""
+    if cut is None or cut == "":
+        return -math.inf
+    if isinstance(cut, str):
+        try:
+            cut = dt.datetime.fromisoformat(cut.strip())
+        except ValueError:
+            return None
+    if isinstance(cut, dt.date) and not isinstance(cut, dt.datetime):
+        cut = dt.datetime(cut.year, cut.month, cut.day)
+    if not isinstance(cut, dt.datetime):
+        return None
+    if cut.tzinfo is not None:
+        cut = cut.astimezone(dt.UTC).replace(tzinfo=None)
+    return float(math.ceil((cut - _EPOCH).total_seconds()))
+
+
 class JobMonitoring:
     """WorkloadManagement/JobMonitoring over `jobs`."""
 
     def __init__(self, jobs: Mapping[int, SimJob], wall: WallClock | None = None) -> None:
         self.jobs = jobs
         self.wall = wall or WallClock()
+        self.changes = ChangeIndex(jobs)
         self.methods: dict[str, Callable[..., Result]] = {
+            "getJobs": self._jobs,
             "getJobsStatus": self._per_job(lambda j, t: {"Status": j.state_at(t)[0].value}),
             "getJobsMinorStatus": self._per_job(lambda j, t: {"MinorStatus": j.state_at(t)[1]}),
             "getJobsApplicationStatus": self._per_job(
@@ -151,6 +195,40 @@ class JobMonitoring:
             "VerifiedFlag": "True",
             "AccountedFlag": "False",
         }
+
+    def _jobs(self, now: float, attr_dict: object = None, cut_date: object = None) -> Result:
+        """DIRAC's getJobs: the ids (strings, as DIRAC's SQL layer gives them) of the jobs
+        whose attributes match `attr_dict` (a value, or a list of values, per attribute) and
+        whose LastUpdateTime is at or after `cut_date`."""
+        if attr_dict is None:
+            attr_dict = {}
+        if not isinstance(attr_dict, dict):
+            return s_error(f"Type mismatch in parameter 0: {type(attr_dict).__name__}")
+        cut = _cut_seconds(cut_date)
+        if cut is None:
+            return s_error(f"Execution failed.: (Incorrect DATETIME value: {cut_date!r})", _EMYSQL)
+        for name in attr_dict:
+            if name not in _SELECTABLE:
+                return s_error(
+                    f"Execution failed.: ((1054, \"Unknown column '{name}' in 'where clause'\") )",
+                    _EMYSQL,
+                )
+        if cut == -math.inf:
+            candidates: Collection[int] = self.jobs.keys()
+        else:
+            candidates = self.changes.changed(self.wall.server_time(cut), now)
+        wanted = {
+            name: {str(v) for v in value} if isinstance(value, list) else {str(value)}
+            for name, value in attr_dict.items()
+        }
+        found = []
+        for job_id in sorted(candidates):
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            if all(_SELECTABLE[name](self, job, now) in values for name, values in wanted.items()):
+                found.append(str(job_id))
+        return s_ok(found)
 
     @staticmethod
     def parameters(job: SimJob, now: float) -> dict[str, object] | None:

@@ -46,7 +46,11 @@ async def http_connection(sim: Served, stream: trio.abc.Stream) -> None:
             if reply is None:
                 return  # reset, or the client hung up
             status, content_type, payload = reply
-            headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+            headers = [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(payload))),
+                ("Date", sim.http_date()),  # Tornado's: where clients read the server's clock
+            ]
             # JSON text never starts with gzip's magic: a reply that does was compressed.
             if content_type == "application/json" and payload.startswith(_GZIP_MAGIC):
                 headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]

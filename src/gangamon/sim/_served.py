@@ -3,7 +3,7 @@ serve, so that they need not import it (it imports them)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -26,6 +26,12 @@ class SimStatistics:
     unauthenticated: int = 0
     #: HTTPS requests by the serial number (hex) of the client certificate they came with.
     client_serials: Counter[str] = field(default_factory=Counter)
+    #: The modelled service time of every call (the latency model's draws), in all and by
+    #: method: what the calls cost DIRAC's servers.
+    server_seconds: float = 0.0
+    server_seconds_by_method: defaultdict[str, float] = field(
+        default_factory=lambda: defaultdict(float)
+    )
 
 
 class Served(Protocol):
@@ -49,5 +55,7 @@ class Served(Protocol):
     ) -> Encoded | Hangup: ...
 
     def reply_sent(self, seconds: float) -> None: ...
+
+    def http_date(self) -> str: ...
 
     def sandbox_file(self, name: str) -> bytes | None: ...

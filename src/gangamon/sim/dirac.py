@@ -20,6 +20,8 @@ injected: an S_ERROR, an HTTP 500, a reset connection, a call that hangs.
 
 from __future__ import annotations
 
+import dataclasses
+import email.utils
 import math
 import random
 import ssl
@@ -29,7 +31,7 @@ from typing import Literal, cast
 
 import trio
 
-from ..backends.dirac._states import DiracStatus
+from ..backends.dirac._states import DIRAC_TRANSITIONS, DiracStatus
 from ..backends.dirac._wire import s_error
 from ._certs import Credentials
 from ._dirac_cfg import SANDBOX_SE
@@ -92,6 +94,7 @@ class DiracSim:
         credentials: Credentials | None = None,
         clock: Callable[[], float] = trio.current_time,
         sandbox_pfns: Literal["dirac", "url"] = "dirac",
+        clock_skew: float = 0.0,
     ) -> None:
         self.jobs: dict[int, SimJob] = {}
         self.rng = random.Random(seed)
@@ -114,11 +117,12 @@ class DiracSim:
         self._faults: list[str] = []
         self._down_until = -math.inf
         self._next_id = 1000
-        #: Every reply's times on one wall clock.
-        self.wall = WallClock()
+        #: Every reply's times on one wall clock, `clock_skew` seconds off the client's.
+        self.wall = WallClock(skew=clock_skew)
         self.sandbox = SandboxStore(self.jobs, "", sandbox_pfns)
+        self._monitoring = JobMonitoring(self.jobs, self.wall)
         self.services: dict[str, Service] = {
-            "WorkloadManagement/JobMonitoring": JobMonitoring(self.jobs, self.wall),
+            "WorkloadManagement/JobMonitoring": self._monitoring,
             "WorkloadManagement/SandboxStore": self.sandbox,
             "DataManagement/FileCatalog": FileCatalog(self.jobs, self.wall),
             "ResourceStatus/ResourceStatus": ResourceStatus([SANDBOX_SE, *SITE_SES.values()]),
@@ -144,6 +148,17 @@ class DiracSim:
         job = SimJob(self._next_id, path[0][0], tuple(path))
         self.jobs[job.id] = job
         return job.id
+
+    def delete(self, job_id: int) -> None:
+        """The owner deletes the job now (`dirac-wms-job-delete`): a job not yet over is
+        killed first. Its later steps are not taken."""
+        job, now = self.jobs[job_id], self._now()
+        path = list(job.steps_until(now))
+        if DiracStatus.DELETED not in DIRAC_TRANSITIONS[path[-1][1]]:
+            path.append((now, DiracStatus.KILLED, "Marked for termination"))
+        path.append((now, DiracStatus.DELETED, "Job deleted"))
+        self.jobs[job_id] = deleted = dataclasses.replace(job, path=tuple(path))
+        self._monitoring.changes.reindex(deleted)
 
     def inject(self, fault: str, count: int = 1) -> None:
         """The next `count` calls fail with `fault`: one of s_error, http500, reset, hang."""
@@ -283,20 +298,30 @@ class DiracSim:
             # first and the reply waits out the rest, so the simulator's own CPU does not add
             # to the model's. The work runs in a thread, as DIRAC's handlers do: meanwhile
             # this loop goes on taking requests and sending replies on time.
-            done_at = started + self.latency.draw(self.rng, len(ids))
             if self._now() < self._down_until:
                 fault: str | None = "reset"  # an outage drops every call's connection
             else:
                 fault = self._faults.pop(0) if self._faults else None
             if fault is not None:
                 stats.faults_served[fault] += 1
+            cost = len(ids)
             if fault == "s_error":
                 reply = encode(s_error("Simulated DIRAC failure: database went away"))
             else:
                 now = self._now()
-                reply = await trio.to_thread.run_sync(
-                    lambda: encode(service.call(method, args, now))
-                )
+
+                def work() -> tuple[Encoded, int]:
+                    result = service.call(method, args, now)
+                    value = result.get("Value")
+                    # getJobs is an indexed range scan: its cost is what it returns.
+                    returned = len(value) if isinstance(value, list) else 0
+                    return encode(result), returned if method == "getJobs" else cost
+
+                reply, cost = await trio.to_thread.run_sync(work)
+            service_time = self.latency.draw(self.rng, cost)
+            stats.server_seconds += service_time
+            stats.server_seconds_by_method[method] += service_time
+            done_at = started + service_time
             # The reply must be sent by `done_at`, so its sending starts earlier, by what sends
             # have taken. Timers wake late besides: epoll counts whole milliseconds, rounded
             # up, and waking takes its time (about 1 ms in all, here). Aim early by what they
@@ -314,6 +339,11 @@ class DiracSim:
             return reply
         finally:
             stats.in_flight -= 1
+
+    def http_date(self) -> str:
+        """The server's wall-clock time now, as an HTTP Date header gives it."""
+        self.wall.fix(self._now())
+        return email.utils.formatdate(self.wall.epoch_seconds(self._now()), usegmt=True)
 
     def reply_sent(self, seconds: float) -> None:
         """A face took `seconds` to hand a call's reply to the kernel (TLS and the send: a

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from .._protocol import BackendError, BackendUnavailable
+from ._server_clock import ServerClock
 from ._wire import DiracError, JobState, WireError, job_states
 
 
@@ -30,6 +31,8 @@ class DiracClientTransport:
         self.proxy = proxy
         self.url = url
         self.threads = trio.CapacityLimiter(threads)
+        #: DIRAC's client does not show the Date of its replies: never known.
+        self.server_clock = ServerClock()
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[DiracClientTransport]:

@@ -24,6 +24,7 @@ import trio
 
 from .._protocol import BackendError, BackendUnavailable
 from ._renewal import Fingerprint, fingerprint, root_message, tls_failure
+from ._server_clock import ServerClock
 from ._wire import JobState, WireError, decode_job_states, jdecode, tornado_body, unwrap
 
 #: Headers of a call. DIRAC's Tornado server gzips JSON replies for a client that accepts it,
@@ -82,6 +83,8 @@ class DiracHttps:
         self._pool: _Pool | None = None
         self._next_look = 0.0
         self._endpoints: dict[tuple[str, str], httpx.URL] = {}
+        #: DIRAC's clock, from the Date headers of its replies.
+        self.server_clock = ServerClock()
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self.ca is not None and self.ca.is_dir():
@@ -216,7 +219,10 @@ class DiracHttps:
         pool = await self._current_pool()
         pool.in_use += 1
         try:
+            sent = trio.current_time()
             response = await pool.transport.handle_async_request(request)
+            if date := response.headers.get("date"):
+                self.server_clock.observe(date, sent, trio.current_time())
             try:
                 return response.status_code, await response.aread()
             finally:

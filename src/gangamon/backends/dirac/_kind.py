@@ -7,8 +7,10 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
+
+import msgspec
 
 from ..._errors import GangamonError
 from .._kind import HOME, BackendKind, BadSetting, Finding, Polling, Seconds
@@ -19,6 +21,10 @@ from ._https import DiracHttps
 from ._proxy import check_proxy, proxy_location
 
 _GRID_CA = Path("/etc/grid-security/certificates")
+
+
+#: A DIRAC user name, as its registry has them.
+UserName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 
 
 class DiracConfig(Polling, frozen=True, kw_only=True):
@@ -34,6 +40,18 @@ class DiracConfig(Polling, frozen=True, kw_only=True):
     download_output: bool = True
     #: Seconds a job may be left out of DIRAC's answers before it is declared unknown.
     vanish_grace: Seconds = 600.0
+    #: Between full sweeps, poll only the jobs DIRAC's getJobs says have changed.
+    deltas: bool = True
+    #: Whose jobs getJobs is asked about (DIRAC user names). Default: the owner of a tracked job.
+    owners: (
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")]]
+        | None
+    ) = None
+    #: Seconds every job is polled at least once in (the backstop of the deltas).
+    full_sweep: Seconds | None = None
+    #: Seconds before the last sweep's start that getJobs is asked from: for late commits and
+    #: a clock that is a little off.
+    delta_margin: Seconds = 10.0
 
 
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
@@ -77,6 +95,9 @@ def _build(name: str, config: DiracConfig) -> DiracBackend:
         settings=settings,
         download_output=config.download_output,
         vanish_grace=config.vanish_grace,
+        deltas=config.deltas,
+        owners=config.owners,
+        delta_margin=config.delta_margin,
         name=name,
     )
 
