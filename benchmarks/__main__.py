@@ -16,6 +16,7 @@ from typing import Any
 
 from . import (
     _summary,
+    dirac_deltas,
     dirac_sweep,
     dirac_transport,
     engine,
@@ -67,6 +68,7 @@ def main() -> None:
         skipped("ganga local", what, "the ganga package", "nox -s bench", ">= 50x")
     step("stop", stop, lambda: stop.measure(quick=quick))
     step("dirac_sweep", dirac_sweep, lambda: dirac_sweep.measure(quick=quick))
+    step("dirac_deltas", dirac_deltas, lambda: dirac_deltas.measure(quick=quick))
     if importlib.util.find_spec("DIRAC") is not None:
         step("dirac_transport", dirac_transport, lambda: dirac_transport.measure(quick=quick))
     else:

@@ -10,7 +10,12 @@ request per line, one reply per line:
   subjobs takes longer than the schedule's lead.
 - `{"op": "schedule", "paths": [[id, [[unix time, status, minor status], ...]], ...]}`: each
   job's whole path from now on, in wall-clock time; `{"ok": true}`.
-- `{"op": "calls"}`: the calls served so far, by method; `{"calls": {...}}`.
+- `{"op": "calls"}`: the calls served so far, by method, and their modelled service time;
+  `{"calls": {...}, "server_seconds": {...}}`.
+- `{"op": "steady", "count": n, "per_minute": r}`: n jobs already under way, each caught at
+  a random point of its drawn path, whose steps come at r per job per minute on average
+  (a steady rate of change); `{"ids": [...]}`. `{"op": "steps", "since": t0, "until": t1}`:
+  the status changes of every job between Unix times t0 and t1; `{"steps": [[id, t, s]...]}`.
 - `{"op": "sandbox_pfns", "pfns": "dirac" | "url"}`: how sandboxes are named from now on.
 - `{"op": "submit", "count": n, "mean_runtime": s}`: n jobs on the simulator's own drawn
   paths; `{"op": "finals"}`: every job's last (status, minor status).
@@ -18,6 +23,7 @@ request per line, one reply per line:
   `{"op": "outage", "seconds": s}`: every call's connection dropped for s seconds;
   `{"op": "renew"}`: a new CA, host certificate and proxy for new connections; their paths.
 
+Its facts include DiracX credentials (`diracx_credentials`) for its DiracX face.
 It runs apart so that its CPU is not counted as Ganga's, and it exits when its stdin closes,
 so that it never outlives the benchmark that started it.
 """
@@ -41,7 +47,7 @@ import trio
 
 from gangamon.backends.dirac import DiracStatus
 from gangamon.sim._certs import make_credentials
-from gangamon.sim._dirac_model import SimJob
+from gangamon.sim._dirac_model import SimJob, draw_path
 from gangamon.sim.dirac import DiracSim, LatencyModel
 
 #: Calls take 50 ms + 2 us per id, as in reference/ganga-dirac.md; no heavy tail, so that the
@@ -63,7 +69,12 @@ def _handle(sim: DiracSim, request: dict[str, Any], directory: Path) -> dict[str
             sim.jobs[int(job_id)] = SimJob(id=int(job_id), submitted=path[0][0], path=path)
         return {"ok": True}
     if op == "calls":
-        return {"calls": dict(sim.stats.calls)}
+        seconds = dict(sim.stats.server_seconds_by_method)
+        return {"calls": dict(sim.stats.calls), "server_seconds": seconds}
+    if op == "steady":
+        return {"ids": _steady(sim, int(request["count"]), float(request["per_minute"]))}
+    if op == "steps":
+        return {"steps": _steps(sim, float(request["since"]), float(request["until"]))}
     if op == "sandbox_pfns":
         # How SandboxStore names sandboxes: "dirac" for DIRAC's own client (Ganga's monitor),
         # "url" for gangamon's HTTPS transport. Only output downloads depend on it.
@@ -88,6 +99,32 @@ def _handle(sim: DiracSim, request: dict[str, Any], directory: Path) -> dict[str
         sim.renew(renewed)
         return {"proxy": str(renewed.proxy), "ca_file": str(renewed.ca_file)}
     return {"error": f"unknown op {op!r}"}
+
+
+def _steady(sim: DiracSim, count: int, per_minute: float) -> list[int]:
+    now, ids = sim.clock(), []
+    for _ in range(count):
+        # A path of k steps drawn over k / per_minute minutes, then shifted so that now falls
+        # at a uniform point of it: the steps still to come arrive at `per_minute`.
+        steps = len(draw_path(sim.rng, 0.0, 1.0, sim.outcomes))
+        path = draw_path(sim.rng, 0.0, 60.0 * steps / per_minute, sim.outcomes)
+        shift = now - sim.rng.uniform(0.0, path[-1][0])
+        ids.append(sim.add_job([(t + shift, status, minor) for t, status, minor in path]))
+    return ids
+
+
+def _steps(sim: DiracSim, since: float, until: float) -> list[list[object]]:
+    """Each job's changes of status between Unix times `since` and `until` (DIRAC's clock)."""
+    sim.wall.fix(sim.clock())
+    wall, found = sim.wall, list[list[object]]()
+    for job in sim.jobs.values():
+        before = None
+        for t, status, _ in job.path:
+            when = wall.epoch_seconds(t)
+            if status is not before and since <= when <= until:
+                found.append([job.id, when, status.value])
+            before = status
+    return found
 
 
 async def _control(sim: DiracSim, directory: Path, stream: trio.SocketStream) -> None:
@@ -122,6 +159,9 @@ async def _serve(directory: Path) -> None:
             "ca_dir": str(credentials.ca_dir),
             "ca_file": str(credentials.ca_file),
             "proxy": str(credentials.proxy),
+            "diracx_credentials": str(
+                sim.diracx_tokens.credentials(directory / "diracx-credentials.json")
+            ),
             "control_port": listeners[0].socket.getsockname()[1],
         }
         print(json.dumps(facts), flush=True)
@@ -192,6 +232,20 @@ class SimControl:
 
     def calls(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._request(op="calls")["calls"].items()}
+
+    def server_seconds(self) -> dict[str, float]:
+        """The modelled service time of the calls served so far, by method."""
+        reply = self._request(op="calls")["server_seconds"]
+        return {str(k): float(v) for k, v in reply.items()}
+
+    def steady(self, count: int, per_minute: float) -> list[int]:
+        return [
+            int(i) for i in self._request(op="steady", count=count, per_minute=per_minute)["ids"]
+        ]
+
+    def steps(self, since: float, until: float) -> list[tuple[int, float, str]]:
+        reply = self._request(op="steps", since=since, until=until)["steps"]
+        return [(int(i), float(t), str(s)) for i, t, s in reply]
 
     def close(self) -> None:
         self._file.close()

@@ -2,8 +2,9 @@
 every six minutes, DIRAC goes down for 60 s, the grid's CA and the user's proxy are renewed,
 DIRAC answers a burst of HTTP 500s and the store's disk is full for 30 s.
 
-The real command (`python -m gangamon run`, DIRAC's defaults: a 30 s poll) against the
-simulator in a process of its own; the last 8 minutes without troubles, for the last ends;
+The real command (`python -m gangamon run`, DIRAC's defaults: what changed every 8 s, every
+job every 10 min) against the simulator in a process of its own; the last 8 minutes without
+troubles, for the last ends;
 the store on a small tmpfs of its own, filled to the last byte for the disk-full windows
 (root only: elsewhere those windows are skipped, and the report says so). At the end: every
 job in the status DIRAC gave it, no Done job failed, nothing written twice, and the resident
@@ -45,7 +46,7 @@ ROUND = 360.0
 FIRST = 120.0
 OUTAGE, BURST, DISK_FULL = 60.0, 50, 30.0
 #: The last minutes go without troubles: time for a backed-off sweep (up to 8 times the
-#: 30 s interval) to see the last ends.
+#: interval) to see the last ends.
 QUIET = 480.0
 GOAL_RSS_GROWTH = 0.05
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from gangamon.backends import BackendError
+from gangamon.backends.dirac._deltas import get_jobs_since
 from gangamon.backends.dirac._server_clock import ServerClock
 from gangamon.backends.dirac._wire import JobState, job_states, unwrap
 from gangamon.sim.dirac import DiracSim
@@ -56,6 +57,11 @@ class InProcessDirac:
         if self.dates:
             self.server_clock.observe(date, sent, trio.current_time())
         return unwrap(result)
+
+    async def changed_since(
+        self, owners: Sequence[str], cut: int
+    ) -> tuple[set[str], dict[int, JobState]]:
+        return await get_jobs_since(self, owners, cut)
 
     async def job_states(self, ids: list[int]) -> dict[int, JobState]:
         return job_states(

@@ -189,6 +189,12 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ('CONFIG:[backends."x y"]\nx status', "backends.'x y': backend names are"),
     ("CONFIG:[backends.slurm]\nnoise = 1\nx status", "backends.slurm.noise = 1: unknown key"),
     ("CONFIG:[backends.dirac]\nx status", "backends.dirac.url: missing"),
+    (
+        "CONFIG:[backends.dirac]\nurl = 'https://h:1'\ntransport = 'diracx'\nx status",
+        "transport 'diracx' cannot download output sandboxes yet",
+    ),
+    ("CONFIG:[backends.dirac]\nurl = 'https://h:1'\nowners = ['a b']\nx status", "owners"),
+    ("CONFIG:[backends.dirac]\nurl = 'https://h:1'\nfull_sweep = 0\nx status", "full_sweep"),
     ("CONFIG:backends = 3\nx status", "backends = 3"),
     ("CONFIG:metrics_port = 70000\nx status", "metrics_port = 70000"),
     ("CONFIG:metrics_port = 0\nx status", "metrics_port = 0"),

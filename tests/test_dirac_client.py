@@ -27,6 +27,7 @@ from gangamon.sim.process import dirac_sim_process
 pytest.importorskip("DIRAC", reason="the real DIRAC client is installed by `nox -s dirac`")
 
 PROBE = Path(__file__).with_name("dirac_client_probe.py")
+DIRACX_PROBE = Path(__file__).with_name("diracx_client_probe.py")
 
 
 def client_env() -> dict[str, str]:
@@ -221,3 +222,23 @@ def test_real_client_finalises_jobs_as_ganga_does(
     for places in replicas["Successful"].values():
         assert places
         assert set(places) <= set(SITE_SES.values())
+
+
+@pytest.mark.parametrize("credentials", ["diracx_credentials", "diracx_credentials_expired"])
+def test_diracx_client_searches_the_simulator(credentials: str, still_sim: dict[str, Any]) -> None:
+    # The expired one: the client refreshes it through the token endpoint first.
+    first, last = still_sim["jobs"]
+    args = [still_sim["https"], still_sim["ca_file"], still_sim[credentials], str(first)]
+    run = subprocess.run(
+        [sys.executable, str(DIRACX_PROBE), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=client_env(),
+    )
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout.splitlines()[-1])
+    assert [row["JobID"] for row in got["page"]] == [first, first + 1]
+    assert {row["Owner"] for row in got["page"]} == {"gangamon"}
+    assert got["content_range"] == [f"jobs 3-5/{last - first + 1}"]
+    assert got["since_long_ago"] == last - first + 1

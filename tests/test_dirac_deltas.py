@@ -23,7 +23,13 @@ FINAL = [Status.COMPLETED, Status.FAILED, Status.KILLED]
 
 
 def deltas_backend(transport: InProcessDirac, tmp_path: Path, **settings: Any) -> DiracBackend:
-    base: dict[str, Any] = {"poll_interval": 10.0, "full_sweep": 600.0, "call_deadline": 30.0}
+    # Chunks of 50: a sweep of more than one call asks what changed first.
+    base: dict[str, Any] = {
+        "poll_interval": 10.0,
+        "full_sweep": 600.0,
+        "call_deadline": 30.0,
+        "chunk_size": 50,
+    }
     base.update(settings)
     return DiracBackend(
         transport,
@@ -108,10 +114,11 @@ async def test_between_full_sweeps_only_the_changed_jobs_are_polled(
         monitor.stop()
     assert pending == []
     assert [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")] == []
-    # A full sweep of 3000 jobs every 10 s would have been 3 calls each; the first alone is.
+    # A full sweep of 3000 jobs every 10 s would have been 60 calls each; the first alone is.
     sweeps = max(ends.values()) / 10
-    assert transport.calls["getJobsStates"] < 0.5 * 3 * sweeps
-    assert transport.calls["getJobs"] >= sweeps - 1
+    assert transport.calls["getJobsStates"] < 0.1 * 60 * sweeps
+    # Every sweep asks what changed while it would take more than one call (50 jobs).
+    assert transport.calls["getJobs"] >= sweeps / 2
     assert transport.calls["getJobsSummary"] == 1  # the owner, learnt once
     stats = monitor.statistics().backends["dirac"]
     assert stats.delta_calls == transport.calls["getJobs"]
@@ -137,6 +144,23 @@ async def test_a_dirac_without_get_jobs_is_swept_in_full_and_said_once(
         "backend dirac: DIRAC at this URL has no getJobs (Unknown method getJobs); polling "
         "every job"
     ]
+
+
+async def test_jobs_of_one_call_are_swept_without_asking_what_changed(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    sim = DiracSim(seed=6)
+    store = Store(tmp_path / "jobs.sqlite")
+    jobs = await track(store, sim, 40, runtime=300.0)
+    transport = InProcessDirac(sim)
+    monitor = inline_monitor(store, [deltas_backend(transport, tmp_path)])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(monitor.run)
+        for job in jobs:
+            await monitor.wait_for(job, FINAL, timeout=3600)
+        monitor.stop()
+    assert transport.calls["getJobs"] == 0
+    assert [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")] == []
 
 
 async def test_lost_replies_and_errors_fall_back_to_full_sweeps_missing_nothing(

@@ -53,7 +53,7 @@ class DeltasMachine(RuleBasedStateMachine):
             full_sweep=FULL_SWEEP,
             call_deadline=DEADLINE,
             max_backoff=MAX_BACKOFF,
-            chunk_size=50,
+            chunk_size=5,  # more than 5 jobs: deltas
         )
         backend = DiracBackend(
             self.transport,

@@ -35,7 +35,7 @@ async def test_everything_that_works_says_ok(tmp_path: Path) -> None:
     assert says["dirac"][0].startswith(f"proxy {credentials.proxy} valid until")
     assert says["dirac"][1] == f"{urls.https} answers JobMonitoring calls"
     assert says["local"] == [f"job directories in {tmp_path}/local; exits awaited by pidfd"]
-    assert sim.stats.calls["getJobsStatus"] == 1
+    assert sim.stats.calls["getJobsStates"] == 1
 
 
 async def test_a_dirac_that_does_not_answer_fails(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ async def test_a_dirac_that_does_not_answer_fails(tmp_path: Path) -> None:
     )
     findings = [f async for f in examine(config) if f.part == "dirac"]
     assert [f.ok for f in findings] == [True, False]
-    assert findings[1].says.startswith(f"https://127.0.0.1:{port}: getJobsStatus at")
+    assert findings[1].says.startswith(f"https://127.0.0.1:{port}: getJobsStates at")
 
 
 async def test_track_check_finds_the_ids_dirac_does_not_know(tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ class Sweeper:
         #: The start of the last sweep that succeeded (trio time), and of the last full one.
         self._seen_until: float | None = None
         self._last_full_sweep = -math.inf
+        #: Whether the sweep under way asks what changed (see `_take_sweep`).
+        self._narrowing = False
 
     def poll_soon(self, job: int) -> None:
         """Poll `job` at once, outside the sweeps (it was just tracked)."""
@@ -58,14 +60,8 @@ class Sweeper:
         ones tracked so far: only later arrivals need a prompt poll)."""
         await nursery.start(self._sweep_loop, stopped)
         nursery.start_soon(self._prompt_loop, stopped)
-        if self._ending:
+        if self.backend.ending:
             nursery.start_soon(self._ending_loop, stopped)
-
-    @property
-    def _ending(self) -> frozenset[str]:
-        """The native statuses polled between sweeps. None with deltas: every sweep then asks
-        what changed, jobs near their end among them, at a cost that does not grow with them."""
-        return frozenset() if self.backend.deltas else self.backend.ending
 
     async def _sweep_loop(
         self, stopped: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -74,11 +70,11 @@ class Sweeper:
         For a backend with deltas, between full sweeps only the jobs it says have changed."""
         base = self.settings.poll_interval
         next_sweep = trio.current_time()
-        jobs = self._take_sweep()
+        jobs = self._take_sweep(next_sweep)
         task_status.started()
         while not stopped.is_set():
             started = trio.current_time()
-            narrowed = await self._narrowed(jobs, started)
+            narrowed = await self._narrowed(jobs) if self._narrowing else None
             clean = await self._sweep(jobs if narrowed is None else narrowed)
             if clean:
                 # Every change before `started` has been seen: the next deltas start there.
@@ -91,19 +87,30 @@ class Sweeper:
             next_sweep = max(next_sweep + self.interval, trio.current_time())
             with trio.move_on_at(next_sweep):
                 await stopped.wait()
-            jobs = self._take_sweep()
+            jobs = self._take_sweep(next_sweep)
 
-    async def _narrowed(self, jobs: list[JobRef], started: float) -> list[JobRef] | None:
+    def _take_sweep(self, start: float) -> list[JobRef]:
+        """The jobs of the sweep starting at `start`, which asks what changed among them
+        (`_narrowing`) if the backend can tell and the sweep would take more than one call:
+        a sweep of one call is never dearer than asking. The jobs near their end are then
+        among them; else they are the ending loop's (polled twice, a job's end could be
+        reported by a poll that started before the end's first report was stored)."""
+        self._fresh.clear()  # the sweep covers them
+        self._narrowing = (
+            self.backend.deltas
+            and self._seen_until is not None
+            and start - self._last_full_sweep < self.settings.full_sweep
+            and len(self.jobs) > self.settings.chunk_size
+        )
+        ending = self.backend.ending
+        if self._narrowing or not ending:
+            return self._pollable(self.jobs.values())
+        return self._pollable(j for j in self.jobs.values() if j.native_status not in ending)
+
+    async def _narrowed(self, jobs: list[JobRef]) -> list[JobRef] | None:
         """The jobs of `jobs` that the backend says have changed since the last clean sweep,
-        or None for a full sweep: one is due, the backend has no deltas, or cannot tell."""
-        since = self._seen_until
-        if (
-            not self.backend.deltas
-            or since is None
-            or started - self._last_full_sweep >= self.settings.full_sweep
-            or not jobs
-        ):
-            return None
+        or None (a full sweep) if it cannot tell."""
+        assert self._seen_until is not None
         counts, deadline_s = self.counts, self.settings.call_deadline
         async with self.limiter:
             counts.calls += 1
@@ -111,7 +118,7 @@ class Sweeper:
             changed = None
             try:
                 with trio.move_on_after(deadline_s) as deadline:
-                    changed = await self.backend.changed(since, jobs)
+                    changed = await self.backend.changed(self._seen_until, jobs)
                 if deadline.cancelled_caught:
                     counts.timeouts += 1
                     log.warning(
@@ -135,19 +142,11 @@ class Sweeper:
             return None
         return [j for j in jobs if j.backend_id in changed]
 
-    def _take_sweep(self) -> list[JobRef]:
-        self._fresh.clear()  # the sweep covers them
-        ending = self._ending
-        if not ending:
-            return self._pollable(self.jobs.values())
-        # The jobs whose end is near are the ending loop's: polled twice, a job's end could be
-        # reported by a poll that started before the end's first report was stored.
-        return self._pollable(j for j in self.jobs.values() if j.native_status not in ending)
-
     async def _ending_loop(self, stopped: trio.Event) -> None:
         """Poll the jobs whose end is near (`Backend.ending`) between the sweeps, at a fixed
-        rate that backs off with the sweeps'."""
-        ending = self._ending
+        rate that backs off with the sweeps', unless the sweeps ask what changed (they then
+        see those ends at a cost that does not grow with the polls)."""
+        ending = self.backend.ending
         next_poll = trio.current_time()
         while True:
             with trio.move_on_at(next_poll):
@@ -155,7 +154,7 @@ class Sweeper:
             if stopped.is_set():
                 return
             jobs = self._pollable(j for j in self.jobs.values() if j.native_status in ending)
-            if jobs:
+            if jobs and not self._narrowing:
                 await self._sweep(jobs)
             backed_off = self.interval / self.settings.poll_interval
             step = self.settings.ending_poll_interval * backed_off

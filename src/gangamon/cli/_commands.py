@@ -470,6 +470,15 @@ def sim_dirac(
                 "expired_proxy": str(credentials.expired_proxy),
                 "jobs": [ids[0], ids[-1]] if ids else [],
                 "dirac_cfg": str(cfg),
+                # DiracX's credentials as `dirac login` leaves them, and an hour later.
+                "diracx_credentials": str(
+                    simulator.diracx_tokens.credentials(directory / "diracx-credentials.json")
+                ),
+                "diracx_credentials_expired": str(
+                    simulator.diracx_tokens.credentials(
+                        directory / "diracx-credentials-expired.json", expires_in=0
+                    )
+                ),
             }
             if as_json:
                 print(json.dumps(facts), flush=True)

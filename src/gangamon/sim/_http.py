@@ -12,15 +12,19 @@ download.
 from __future__ import annotations
 
 import gzip
+import json
+from urllib.parse import parse_qsl, urlsplit
 
 import h11
 import trio
 
 from ..backends.dirac._wire import WireError, jencode, parse_tornado_body
 from ._dirac_service import Hangup
+from ._diracx import Answer, openid_configuration
 from ._served import Served
 
-Reply = tuple[int, str, bytes]
+#: Status, content type, body, headers besides.
+Reply = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
 _SANDBOX_PATH = "/WorkloadManagement/SandboxStore/SandBox/"
 
 _GZIP_MIN_LENGTH = 1024
@@ -45,11 +49,12 @@ async def http_connection(sim: Served, stream: trio.abc.Stream) -> None:
             reply = await _respond(sim, stream, request, body, arrived)
             if reply is None:
                 return  # reset, or the client hung up
-            status, content_type, payload = reply
+            status, content_type, payload, extra = reply
             headers = [
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(payload))),
                 ("Date", sim.http_date()),  # Tornado's: where clients read the server's clock
+                *extra,
             ]
             # JSON text never starts with gzip's magic: a reply that does was compressed.
             if content_type == "application/json" and payload.startswith(_GZIP_MAGIC):
@@ -77,11 +82,13 @@ async def _respond(
     sim: Served, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
 ) -> Reply | None:
     target = request.target.decode(errors="replace")
+    if target.startswith(("/api/", "/.well-known/")):
+        return await _diracx(sim, stream, request, body, arrived)  # tokens, not certificates
     if isinstance(stream, trio.SSLStream):
         peer = stream.getpeercert()
         if not peer:
             sim.stats.unauthenticated += 1
-            return 401, "text/plain", b"Unauthorized: no client certificate"
+            return 401, "text/plain", b"Unauthorized: no client certificate", ()
         sim.stats.client_serials[str(peer.get("serialNumber"))] += 1
     if request.method == b"GET" and target.startswith(("/sandbox/", _SANDBOX_PATH)):
         if target.startswith(_SANDBOX_PATH):
@@ -89,15 +96,15 @@ async def _respond(
         else:
             tarball = sim.sandbox_file(target.removeprefix("/sandbox/"))
         if tarball is None:
-            return 404, "text/plain", f"no sandbox at {target}".encode()
-        return 200, "application/x-bzip2", tarball
+            return 404, "text/plain", f"no sandbox at {target}".encode(), ()
+        return 200, "application/x-bzip2", tarball, ()
     system, _, section = target.strip("/").partition("/")
     if request.method != b"POST" or not section.startswith("Tornado"):
-        return 404, "text/plain", f"no service at {target}".encode()
+        return 404, "text/plain", f"no service at {target}".encode(), ()
     try:
         method, args = parse_tornado_body(body)
     except WireError as e:
-        return 400, "text/plain", str(e).encode()
+        return 400, "text/plain", str(e).encode(), ()
     service = f"{system}/{section.removeprefix('Tornado')}"
     if method == "streamToClient":
         encode = _raw_or_json
@@ -107,8 +114,53 @@ async def _respond(
     if result is Hangup.RESET:
         return None
     if result is Hangup.HTTP500:
-        return 500, "text/plain", b"Internal Server Error: simulated fault"
-    return 200, *result
+        return 500, "text/plain", b"Internal Server Error: simulated fault", ()
+    return 200, *result, ()
+
+
+async def _diracx(
+    sim: Served, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
+) -> Reply | None:
+    """DiracX's endpoints (`_diracx`): discovery, token refresh, the job search."""
+    url = urlsplit(request.target.decode(errors="replace"))
+    if request.method == b"GET" and url.path == "/.well-known/openid-configuration":
+        return _answer(openid_configuration(sim.url))
+    if request.method == b"POST" and url.path == "/api/auth/token":
+        form = dict(parse_qsl(body.decode(errors="replace")))
+        return _answer(sim.diracx_tokens.refresh(form))
+    if request.method != b"POST" or url.path != "/api/jobs/search":
+        return _answer(Answer(404, {"detail": f"no DiracX endpoint {url.path}"}))
+    if not sim.diracx_tokens.valid(_header(request, b"authorization")):
+        return _answer(Answer(401, {"detail": "Invalid or expired access token"}))
+    query = dict(parse_qsl(url.query))
+    try:
+        page, per_page = int(query.get("page", "1")), int(query.get("per_page", "100"))
+        search = json.loads(body or b"{}")
+    except ValueError as e:
+        return _answer(Answer(422, {"detail": f"bad search request: {e}"}))
+    result = await sim.call(
+        stream, "DiracX/Jobs", "search", [search, page, per_page], _answer_of, arrived=arrived
+    )
+    if result is Hangup.RESET:
+        return None
+    if result is Hangup.HTTP500:
+        return 500, "text/plain", b"Internal Server Error: simulated fault", ()
+    return result
+
+
+def _answer_of(result: dict[str, object]) -> Reply:
+    answer = result.get("Value")
+    if not isinstance(answer, Answer):  # an injected S_ERROR: DiracX would answer 500
+        return _answer(Answer(500, {"detail": str(result.get("Message"))}))
+    return _answer(answer)
+
+
+def _answer(answer: Answer) -> Reply:
+    return answer.status, "application/json", json.dumps(answer.body).encode(), answer.headers
+
+
+def _header(request: h11.Request, name: bytes) -> str | None:
+    return next((v.decode() for k, v in request.headers if k == name), None)
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> tuple[object, float]:

@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 import trio
 
 from ._dirac_service import Hangup
+from ._diracx import Tokens
 from ._sandbox_store import SandboxStore
 
 Encoded = TypeVar("Encoded")
@@ -36,6 +37,9 @@ class SimStatistics:
 
 class Served(Protocol):
     """A simulator, as its faces see it (`DiracSim`)."""
+
+    url: str
+    diracx_tokens: Tokens
 
     @property
     def stats(self) -> SimStatistics: ...

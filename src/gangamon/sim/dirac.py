@@ -37,6 +37,7 @@ from ._certs import Credentials
 from ._dirac_cfg import SANDBOX_SE
 from ._dirac_model import Outcomes, SimJob, WallClock, draw_path
 from ._dirac_service import Hangup, JobMonitoring, Service
+from ._diracx import Answer, DiracXJobs, Tokens
 from ._diset import diset_connection
 from ._file_catalog import FileCatalog
 from ._http import http_connection
@@ -121,11 +122,14 @@ class DiracSim:
         self.wall = WallClock(skew=clock_skew)
         self.sandbox = SandboxStore(self.jobs, "", sandbox_pfns)
         self._monitoring = JobMonitoring(self.jobs, self.wall)
+        #: DiracX's tokens: `diracx_tokens.credentials(path)` writes a user's credentials.
+        self.diracx_tokens = Tokens(self._now)
         self.services: dict[str, Service] = {
             "WorkloadManagement/JobMonitoring": self._monitoring,
             "WorkloadManagement/SandboxStore": self.sandbox,
             "DataManagement/FileCatalog": FileCatalog(self.jobs, self.wall),
             "ResourceStatus/ResourceStatus": ResourceStatus([SANDBOX_SE, *SITE_SES.values()]),
+            "DiracX/Jobs": DiracXJobs(self._monitoring),
         }
 
     def _now(self) -> float:
@@ -313,9 +317,12 @@ class DiracSim:
                 def work() -> tuple[Encoded, int]:
                     result = service.call(method, args, now)
                     value = result.get("Value")
-                    # getJobs is an indexed range scan: its cost is what it returns.
-                    returned = len(value) if isinstance(value, list) else 0
-                    return encode(result), returned if method == "getJobs" else cost
+                    # getJobs and DiracX's search are indexed: their cost is what they return.
+                    if method == "getJobs" and isinstance(value, list):
+                        return encode(result), len(value)
+                    if isinstance(value, Answer) and isinstance(value.body, list):
+                        return encode(result), len(value.body)
+                    return encode(result), cost
 
                 reply, cost = await trio.to_thread.run_sync(work)
             service_time = self.latency.draw(self.rng, cost)

@@ -9,13 +9,14 @@ so hung calls never add up to more than `threads` threads).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from .._protocol import BackendError, BackendUnavailable
+from ._deltas import get_jobs_since
 from ._server_clock import ServerClock
 from ._wire import DiracError, JobState, WireError, job_states
 
@@ -73,6 +74,12 @@ class DiracClientTransport:
         if not result["OK"]:
             raise DiracError(str(result.get("Message")), int(result.get("Errno") or 0))
         return result.get("Value")
+
+    async def changed_since(
+        self, owners: Sequence[str], cut: int
+    ) -> tuple[set[str], dict[int, JobState]]:
+        """The ids of the owners' jobs changed at or after `cut` (getJobs)."""
+        return await get_jobs_since(self, owners, cut)
 
     async def job_states(self, ids: list[int]) -> dict[int, JobState]:
         """getJobsStates for `ids`, checked into typed records; errors as `call`'s."""

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import trio
@@ -22,7 +22,7 @@ import trio
 from .._protocol import JobRef
 from ._details import rows_by_job
 from ._server_clock import ServerClock
-from ._wire import DiracError, WireError
+from ._wire import DiracError, JobState, WireError
 
 log = logging.getLogger("gangamon.dirac")
 
@@ -31,10 +31,36 @@ _MONITORING = ("WorkloadManagement", "JobMonitoring")
 _NO_METHOD = 38
 
 
+class NoDeltas(DiracError):
+    """The server cannot tell what changed (a DIRAC without getJobs)."""
+
+
 class Calls(Protocol):
     server_clock: ServerClock
 
     async def call(self, system: str, service: str, method: str, *args: object) -> Any: ...
+
+    async def changed_since(
+        self, owners: Sequence[str], cut: int
+    ) -> tuple[set[str], dict[int, JobState]]: ...
+
+
+async def get_jobs_since(
+    calls: Calls, owners: Sequence[str], cut: int
+) -> tuple[set[str], dict[int, JobState]]:
+    """The ids of the jobs of `owners` whose LastUpdateTime is at or after `cut` (Unix time,
+    whole seconds), from JobMonitoring's getJobs; no states (getJobs gives none). `NoDeltas`
+    when the server has no getJobs, `DiracError` for another refusal or garbage."""
+    try:
+        ids = await calls.call(*_MONITORING, "getJobs", {"Owner": list(owners)}, _format(cut))
+    except DiracError as e:
+        if e.errno == _NO_METHOD or "Unknown method" in e.message:
+            raise NoDeltas(f"DIRAC at this URL has no getJobs ({e.message})") from None
+        raise DiracError(f"getJobs: {e.message}") from None
+    changed = _ids(ids)
+    if changed is None:
+        raise DiracError(f"getJobs answered {ids!r:.100}, not a list of job ids")
+    return changed, {}
 
 
 class Deltas:
@@ -54,6 +80,8 @@ class Deltas:
         self._jumps = 0
         self._told_no_clock = False
         self._wall_offset = 0.0
+        #: States the last question brought along, by DIRAC id (see `take_states`).
+        self.states: dict[int, JobState] = {}
 
     def start(self) -> None:
         """At the session's start: ties our wall clock to trio's, for a DIRAC whose replies
@@ -74,24 +102,28 @@ class Deltas:
             self._jumps = clock.jumps
             self._doubting("DIRAC's clock moved against ours")
             return None
-        cut = _format(self._server_time(since) - self.margin)
+        cut = math.floor(self._server_time(since) - self.margin)
         try:
-            ids = await self.transport.call(*_MONITORING, "getJobs", {"Owner": owners}, cut)
-        except DiracError as e:
-            if e.errno == _NO_METHOD or "Unknown method" in e.message:
-                self.off = f"DIRAC at this URL has no getJobs ({e.message})"
-                log.warning("backend %s: %s; polling every job", self.name, self.off)
-                return None
-            self._doubting(f"getJobs: {e.message}")
+            changed, self.states = await self.transport.changed_since(owners, cut)
+        except NoDeltas as e:
+            self.off = e.message
+            log.warning("backend %s: %s; polling every job", self.name, self.off)
             return None
-        changed = _ids(ids)
-        if changed is None:
-            self._doubting(f"getJobs answered {ids!r:.100}, not a list of job ids")
+        except DiracError as e:
+            self._doubting(e.message)
             return None
         if self._doubt is not None:
             log.info("backend %s: polling what changed again", self.name)
             self._doubt = None
         return changed
+
+    def take_states(self, ids: Collection[int]) -> dict[int, JobState] | None:
+        """The states of `ids` that the last question of what changed brought along (DiracX's
+        search does), if it brought them all: no second call for them."""
+        states = self.states
+        if not ids or not all(i in states for i in ids):
+            return None
+        return {i: states.pop(i) for i in ids}
 
     def _server_time(self, since: float) -> float:
         clock = self.transport.server_clock
@@ -130,9 +162,9 @@ class Deltas:
             self._doubt = why
 
 
-def _format(epoch: float) -> str:
-    """A cut date as DIRAC's database compares it: UTC, whole seconds (rounded down)."""
-    return f"{dt.datetime.fromtimestamp(math.floor(epoch), dt.UTC):%Y-%m-%d %H:%M:%S}"
+def _format(epoch: int) -> str:
+    """A cut date as DIRAC's database compares it: UTC, whole seconds."""
+    return f"{dt.datetime.fromtimestamp(epoch, dt.UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def _ids(value: object) -> set[str] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import httpx
 import trio
 
 from .._protocol import BackendError, BackendUnavailable
+from ._deltas import get_jobs_since
 from ._renewal import Fingerprint, fingerprint, root_message, tls_failure
 from ._server_clock import ServerClock
 from ._wire import JobState, WireError, decode_job_states, jdecode, tornado_body, unwrap
@@ -34,6 +35,13 @@ _POST = {"Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding":
 _CLOSE_DEADLINE = 5.0
 
 log = logging.getLogger("gangamon.dirac")
+
+
+def trusting(ca: Path | None) -> ssl.SSLContext:
+    """A client TLS context trusting the CA file or directory `ca` (None: the system's)."""
+    if ca is not None and ca.is_dir():
+        return ssl.create_default_context(capath=str(ca))
+    return ssl.create_default_context(cafile=ca)
 
 
 class _Pool:
@@ -87,10 +95,7 @@ class DiracHttps:
         self.server_clock = ServerClock()
 
     def _ssl_context(self) -> ssl.SSLContext:
-        if self.ca is not None and self.ca.is_dir():
-            context = ssl.create_default_context(capath=str(self.ca))
-        else:
-            context = ssl.create_default_context(cafile=self.ca)
+        context = trusting(self.ca)
         if self.proxy is not None:
             try:
                 context.load_cert_chain(self.proxy)
@@ -157,6 +162,12 @@ class DiracHttps:
             return unwrap(jdecode(body))
         except WireError as e:
             raise BackendError(f"{method} at {endpoint}: {e}") from None
+
+    async def changed_since(
+        self, owners: Sequence[str], cut: int
+    ) -> tuple[set[str], dict[int, JobState]]:
+        """The ids of the owners' jobs changed at or after `cut` (getJobs)."""
+        return await get_jobs_since(self, owners, cut)
 
     async def job_states(self, ids: list[int]) -> dict[int, JobState]:
         """getJobsStates for `ids`, decoded straight into typed records; errors as `call`'s."""

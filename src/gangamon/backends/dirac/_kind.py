@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -17,6 +18,7 @@ from .._kind import HOME, BackendKind, BadSetting, Finding, Polling, Seconds
 from .._protocol import BackendError
 from ._backend import DIRAC_SETTINGS, DiracBackend
 from ._client import DiracClientTransport
+from ._diracx import PER_PAGE, DiracX
 from ._https import DiracHttps
 from ._proxy import check_proxy, proxy_location
 
@@ -28,10 +30,15 @@ UserName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[
 
 
 class DiracConfig(Polling, frozen=True, kw_only=True):
-    #: DIRAC's Tornado HTTPS address (scheme, host, port), or dips:// with transport "client".
+    #: DIRAC's Tornado HTTPS address (scheme, host, port), or dips:// with transport "client";
+    #: DiracX's address with transport "diracx".
     url: str
-    #: "https": gangamon's own client; "client": DIRAC's Python client, if installed.
-    transport: Literal["https", "client"] = "https"
+    #: "https": gangamon's own client; "client": DIRAC's Python client, if installed;
+    #: "diracx": DiracX's job search, with the token of `dirac login`.
+    transport: Literal["https", "client", "diracx"] = "https"
+    #: DiracX's credentials file. Default: $DIRACX_CREDENTIALS_PATH, else
+    #: ~/.cache/diracx/credentials.json.
+    diracx_credentials: str | None = None
     #: Default: $X509_USER_PROXY, else /tmp/x509up_u<uid>.
     proxy: str | None = None
     #: CA file or directory. Default: $X509_CERT_DIR, else /etc/grid-security/certificates.
@@ -58,7 +65,13 @@ _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
 def _check(config: DiracConfig) -> None:
-    allowed = ("https", "http") if config.transport == "https" else ("https", "dips")
+    allowed = ("https", "dips") if config.transport == "client" else ("https", "http")
+    if config.transport == "diracx" and config.download_output:
+        raise BadSetting(
+            "download_output",
+            True,
+            "transport 'diracx' cannot download output sandboxes yet: set it to false",
+        )
     expected = f"expected {' or '.join(allowed)}://host:port for transport {config.transport!r}"
     try:
         parts = urlsplit(config.url)
@@ -84,9 +97,15 @@ def _build(name: str, config: DiracConfig) -> DiracBackend:
     settings = config.settings(DIRAC_SETTINGS)
     # A connection (or a thread) for every call the backend's limiters let through.
     calls = settings.concurrency + settings.finalise_concurrency
-    transport: DiracHttps | DiracClientTransport
+    transport: DiracHttps | DiracClientTransport | DiracX
     if config.transport == "https":
         transport = DiracHttps(config.url, proxy=proxy, ca=_ca(config.ca), pool=calls)
+    elif config.transport == "diracx":
+        if config.chunk_size is None:  # a search takes a page of DiracX's: one call a sweep
+            settings = dataclasses.replace(settings, chunk_size=PER_PAGE)
+        credentials = config.diracx_credentials
+        where = Path(credentials).expanduser() if credentials else None
+        transport = DiracX(config.url, credentials=where, ca=_ca(config.ca), pool=calls)
     else:
         transport = DiracClientTransport(proxy=proxy, url=config.url, threads=calls)
     return DiracBackend(
@@ -129,11 +148,12 @@ async def _probe(backend: DiracBackend, config: DiracConfig) -> AsyncIterator[Fi
         return
     try:
         async with transport.session():
-            await transport.call("WorkloadManagement", "JobMonitoring", "getJobsStatus", [])
+            await transport.job_states([])
     except (BackendError, GangamonError, OSError) as e:
         yield Finding(False, name, f"{config.url}: {e}")
         return
-    yield Finding(True, name, f"{config.url} answers JobMonitoring calls")
+    what = "job searches" if isinstance(transport, DiracX) else "JobMonitoring calls"
+    yield Finding(True, name, f"{config.url} answers {what}")
 
 
 def _hours(left: dt.timedelta) -> str:
