@@ -38,6 +38,29 @@ async def test_everything_that_works_says_ok(tmp_path: Path) -> None:
     assert sim.stats.calls["getJobsStates"] == 1
 
 
+async def test_doctor_asks_diracx_with_its_token(tmp_path: Path) -> None:
+    credentials = make_credentials(tmp_path / "creds")
+    sim = DiracSim(credentials=credentials)
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(sim.serve)
+        token = sim.diracx_tokens.credentials(tmp_path / "diracx.json")
+        table = (
+            f'[backends.dirac]\nurl = "{urls.https}"\ntransport = "diracx"\n'
+            f'download_output = false\nca = "{credentials.ca_file}"\n'
+        )
+        good = parse_config(f'{table}diracx_credentials = "{token}"\n')
+        missing = parse_config(f'{table}diracx_credentials = "{tmp_path}/none.json"\n')
+        found = [f async for f in examine(good) if f.part == "dirac"]
+        lost = [f async for f in examine(missing) if f.part == "dirac"]
+        nursery.cancel_scope.cancel()
+    assert [(f.ok, f.says) for f in found] == [(True, f"{urls.https} answers job searches")]
+    assert [(f.ok, f.says) for f in lost] == [
+        (False, f"{urls.https}: no DiracX credentials at {tmp_path}/none.json (dirac login "
+                "writes them)")
+    ]  # fmt: skip
+    assert sim.stats.calls["search"] == 1
+
+
 async def test_a_dirac_that_does_not_answer_fails(tmp_path: Path) -> None:
     credentials = make_credentials(tmp_path / "creds")
     with trio.socket.socket() as s:  # a port nobody listens on
