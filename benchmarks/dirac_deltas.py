@@ -87,14 +87,16 @@ def measure(
             run.send_signal(signal.SIGTERM)
         for run in runs.values():
             run.wait(timeout=120)
-        steps = controls["full"].steps(start, end)
+        # Each simulator's own changes: their paths are the same, but each began at the
+        # moment it was asked for its jobs, seconds apart.
+        steps = {name: c.steps(start, end) for name, c in controls.items()}
         figures: dict[str, Any] = {"start": start, "end": end}
         per_hour = 3600 / window
         for name, path in stores.items():
             calls = {m: n - before[name][0].get(m, 0) for m, n in after[name][0].items()}
             server = sum(after[name][1].values()) - sum(before[name][1].values())
             with Store(path, read_only=True) as store:
-                detection = _detection(store, steps, end)
+                detection = _detection(store, steps[name], end)
             figures[name] = {
                 "calls_per_hour": sum(calls.values()) * per_hour,
                 "server_seconds_per_hour": server * per_hour,
@@ -102,14 +104,15 @@ def measure(
                 "detection": detection,
                 "exit_code": runs[name].returncode,
             }
-    ends = sum(status in ENDS for _, _, status in steps)
+    first = steps[next(iter(ARMS))]
+    ends = sum(status in ENDS for _, _, status in first)
     hours = window / 3600
     figures["ganga"] = _ganga(jobs, ends / hours)
     figures.update(
         jobs=jobs,
         per_minute=PER_MINUTE,
         window_seconds=window,
-        changes_per_hour=len(steps) / hours,
+        changes_per_hour=len(first) / hours,
         ends_per_hour=ends / hours,
     )
     return figures
