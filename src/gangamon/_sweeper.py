@@ -40,8 +40,9 @@ class Sweeper:
         #: The start of the last sweep that succeeded (trio time), and of the last full one.
         self._seen_until: float | None = None
         self._last_full_sweep = -math.inf
-        #: Whether the sweep under way asks what changed (see `_take_sweep`).
-        self._narrowing = False
+        #: Whether the sweeps ask what changed, and whether the one under way polls only
+        #: that (see `_take_sweep`).
+        self._asking = self._narrowing = False
 
     def poll_soon(self, job: int) -> None:
         """Poll `job` at once, outside the sweeps (it was just tracked)."""
@@ -90,20 +91,21 @@ class Sweeper:
             jobs = self._take_sweep(next_sweep)
 
     def _take_sweep(self, start: float) -> list[JobRef]:
-        """The jobs of the sweep starting at `start`, which asks what changed among them
-        (`_narrowing`) if the backend can tell and the sweep would take more than one call:
-        a sweep of one call is never dearer than asking. The jobs near their end are then
-        among them; else they are the ending loop's (polled twice, a job's end could be
-        reported by a poll that started before the end's first report was stored)."""
+        """The jobs of the sweep starting at `start`. Where the backend can tell what changed
+        and a sweep would take more than one call (one call is never dearer than asking),
+        the sweeps ask (`_asking`), between full sweeps narrowing to what changed
+        (`_narrowing`), and the jobs near their end are theirs too; else those are the
+        ending loop's (polled twice, a job's end could be reported by a poll that started
+        before the end's first report was stored)."""
         self._fresh.clear()  # the sweep covers them
-        self._narrowing = (
+        self._asking = (
             self.backend.deltas
             and self._seen_until is not None
-            and start - self._last_full_sweep < self.settings.full_sweep
             and len(self.jobs) > self.settings.chunk_size
         )
+        self._narrowing = self._asking and start - self._last_full_sweep < self.settings.full_sweep
         ending = self.backend.ending
-        if self._narrowing or not ending:
+        if self._asking or not ending:
             return self._pollable(self.jobs.values())
         return self._pollable(j for j in self.jobs.values() if j.native_status not in ending)
 
@@ -145,7 +147,7 @@ class Sweeper:
     async def _ending_loop(self, stopped: trio.Event) -> None:
         """Poll the jobs whose end is near (`Backend.ending`) between the sweeps, at a fixed
         rate that backs off with the sweeps', unless the sweeps ask what changed (they then
-        see those ends at a cost that does not grow with the polls)."""
+        see those ends, full sweeps included, at a cost that does not grow with the polls)."""
         ending = self.backend.ending
         next_poll = trio.current_time()
         while True:
@@ -154,7 +156,7 @@ class Sweeper:
             if stopped.is_set():
                 return
             jobs = self._pollable(j for j in self.jobs.values() if j.native_status in ending)
-            if jobs and not self._narrowing:
+            if jobs and not self._asking:
                 await self._sweep(jobs)
             backed_off = self.interval / self.settings.poll_interval
             step = self.settings.ending_poll_interval * backed_off
