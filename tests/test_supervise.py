@@ -197,6 +197,24 @@ async def test_a_download_failing_past_the_retry_limit_fails_the_job_with_the_re
     )
 
 
+async def test_a_finalisation_past_its_deadline_is_retried_as_a_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # It raised UnboundLocalError (no update yet) and crashed the backend.
+    grid = FakeGrid(finalises=True, latency=10.0, call_deadline=5.0, restart_delay=1.0)
+    table = JobTable()
+    outbox, receive = outbox_on(table)
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        tasks.start(JobRef(1, "grid-0", Status.COMPLETING, "Done"))
+        await trio.sleep(5.5)  # the first try has passed its deadline
+        grid.latency = 1.0
+        report = await receive.receive()
+    assert report.update.status == Status.COMPLETED
+    assert (outbox.counts.timeouts, outbox.counts.finalised) == (1, 1)
+
+
 async def test_finalisations_waiting_for_their_turn_or_a_retry_are_not_tasks(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
