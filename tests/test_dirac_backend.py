@@ -608,3 +608,27 @@ async def test_an_early_download_that_would_wait_for_a_token_is_left_to_finalise
         assert await prefetch.take(2) is None
         assert await prefetch.take(1) == "output of 1"
     assert started == [1]
+
+
+async def test_early_downloads_started_at_once_take_only_the_free_tokens(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A poll starts the downloads of all its Done jobs in one go: each saw the same free
+    # token, and all but the first waited in the limiter, a task each.
+    started: list[int] = []
+
+    async def download(dirac_id: int, target: Path) -> str:
+        started.append(dirac_id)
+        await trio.sleep(10)
+        return f"output of {dirac_id}"
+
+    limiter = trio.CapacityLimiter(2)
+    prefetch = SandboxPrefetch(download, limiter)
+    async with prefetch.running():
+        for dirac_id in range(1, 101):
+            prefetch.start(dirac_id, tmp_path)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (sorted(started), limiter.borrowed_tokens) == ([1, 2], 2)
+        assert await prefetch.take(3) is None
+        assert await prefetch.take(2) == "output of 2"
+    assert limiter.borrowed_tokens == 0
