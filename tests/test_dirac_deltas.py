@@ -93,6 +93,18 @@ def expected(sim: DiracSim, dirac_id: str) -> Status:
     return ganga_status(status, minor)
 
 
+def wrong(store: Store, sim: DiracSim) -> list[object]:
+    return [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")]
+
+
+async def run_until_final(monitor: Monitor, jobs: list[int]) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(monitor.run)
+        for job in jobs:
+            await monitor.wait_for(job, FINAL, timeout=3600)
+        monitor.stop()
+
+
 async def test_between_full_sweeps_only_the_changed_jobs_are_polled(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -103,19 +115,17 @@ async def test_between_full_sweeps_only_the_changed_jobs_are_polled(
     # No full sweep after the first: whatever is seen is seen by the deltas.
     backend = deltas_backend(transport, tmp_path, full_sweep=10**6)
     monitor = inline_monitor(store, [backend])
-    ends = {
-        int(store.get(j).backend_id or 0): sim.jobs[int(store.get(j).backend_id or 0)].finished_at()
-        for j in jobs
-    }
+    last_end = max(job.finished_at() for job in sim.jobs.values())
     async with trio.open_nursery() as nursery:
         await nursery.start(monitor.run)
-        await trio.sleep_until(max(ends.values()) + 30)
+        await trio.sleep_until(last_end + 30)
         pending = [j for j in store.jobs() if j.status not in FINAL]
         monitor.stop()
+    assert len(jobs) == 3000
     assert pending == []
-    assert [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")] == []
+    assert wrong(store, sim) == []
     # A full sweep of 3000 jobs every 10 s would have been 60 calls each; the first alone is.
-    sweeps = max(ends.values()) / 10
+    sweeps = last_end / 10
     assert transport.calls["getJobsStates"] < 0.1 * 60 * sweeps
     # Every sweep asks what changed while it would take more than one call (50 jobs).
     assert transport.calls["getJobs"] >= sweeps / 2
@@ -134,11 +144,7 @@ async def test_a_dirac_without_get_jobs_is_swept_in_full_and_said_once(
     transport.missing.add("getJobs")
     monitor = inline_monitor(store, [deltas_backend(transport, tmp_path)])
     with caplog.at_level(logging.WARNING, logger="gangamon.dirac"):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(monitor.run)
-            for job in jobs:
-                await monitor.wait_for(job, FINAL, timeout=3600)
-            monitor.stop()
+        await run_until_final(monitor, jobs)
     assert transport.calls["getJobs"] == 1
     assert [r.getMessage() for r in caplog.records if "getJobs" in r.getMessage()] == [
         "backend dirac: DIRAC at this URL has no getJobs (Unknown method getJobs); polling "
@@ -154,13 +160,9 @@ async def test_jobs_of_one_call_are_swept_without_asking_what_changed(
     jobs = await track(store, sim, 40, runtime=300.0)
     transport = InProcessDirac(sim)
     monitor = inline_monitor(store, [deltas_backend(transport, tmp_path)])
-    async with trio.open_nursery() as nursery:
-        await nursery.start(monitor.run)
-        for job in jobs:
-            await monitor.wait_for(job, FINAL, timeout=3600)
-        monitor.stop()
+    await run_until_final(monitor, jobs)
     assert transport.calls["getJobs"] == 0
-    assert [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")] == []
+    assert wrong(store, sim) == []
 
 
 async def test_lost_replies_and_errors_fall_back_to_full_sweeps_missing_nothing(
@@ -179,4 +181,4 @@ async def test_lost_replies_and_errors_fall_back_to_full_sweeps_missing_nothing(
         for job in jobs:
             await monitor.wait_for(job, FINAL, timeout=7200)
         monitor.stop()
-    assert [j for j in store.jobs() if j.status != expected(sim, j.backend_id or "")] == []
+    assert wrong(store, sim) == []
