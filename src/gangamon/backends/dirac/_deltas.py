@@ -1,8 +1,9 @@
-"""Which of the user's DIRAC jobs changed since a time: JobMonitoring's `getJobs`.
+"""Which of the user's DIRAC jobs changed since a time: each transport's `changed_since`.
 
-`getJobs({"Owner": owner}, cutDate)` gives the ids of the owner's jobs whose LastUpdateTime
-(whole seconds of DIRAC's clock, set on every status and minor-status change) is at or after
-the cut. The cut is the poll's start on DIRAC's clock, read off its replies' Date headers
+For DIRAC's, JobMonitoring's `getJobs({"Owner": owners}, cutDate)` (`get_jobs_since`): the
+ids of the owners' jobs whose LastUpdateTime (whole seconds of DIRAC's clock, set on every
+status and minor-status change) is at or after the cut; DiracX's search gives their states
+too. The cut is the poll's start on DIRAC's clock, read off its replies' Date headers
 (`ServerClock`; our own clock where none is known), less `margin`: for changes that commit
 late, and for a clock that is a little off. Any doubt (no owner known, a clock that moved, an
 error) answers None, and the engine polls every job.
