@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import logging
 import tarfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -588,19 +589,24 @@ async def test_fetch_output_refuses_a_job_of_another_backend(tmp_path: Path) -> 
         await fetch_output(AsyncStore(store, in_thread=False), backend, [job])
 
 
-async def test_an_early_download_that_would_wait_for_a_token_is_left_to_finalise(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
-) -> None:
-    # Queued, 17,000 of them (a soak of 20,000 jobs) kept the finalisers past their deadlines
-    # and held 100 MB of waiting tasks.
-    started: list[int] = []
+def slow_download(started: list[int]) -> Callable[[int, Path], Awaitable[str]]:
+    """A download of 10 s that notes which jobs it was started for."""
 
     async def download(dirac_id: int, target: Path) -> str:
         started.append(dirac_id)
         await trio.sleep(10)
         return f"output of {dirac_id}"
 
-    prefetch = SandboxPrefetch(download, trio.CapacityLimiter(1))
+    return download
+
+
+async def test_an_early_download_that_would_wait_for_a_token_is_left_to_finalise(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Queued, 17,000 of them (a soak of 20,000 jobs) kept the finalisers past their deadlines
+    # and held 100 MB of waiting tasks.
+    started: list[int] = []
+    prefetch = SandboxPrefetch(slow_download(started), trio.CapacityLimiter(1))
     async with prefetch.running():
         prefetch.start(1, tmp_path)
         await trio.testing.wait_all_tasks_blocked()
@@ -616,14 +622,8 @@ async def test_early_downloads_started_at_once_take_only_the_free_tokens(
     # A poll starts the downloads of all its Done jobs in one go: each saw the same free
     # token, and all but the first waited in the limiter, a task each.
     started: list[int] = []
-
-    async def download(dirac_id: int, target: Path) -> str:
-        started.append(dirac_id)
-        await trio.sleep(10)
-        return f"output of {dirac_id}"
-
     limiter = trio.CapacityLimiter(2)
-    prefetch = SandboxPrefetch(download, limiter)
+    prefetch = SandboxPrefetch(slow_download(started), limiter)
     async with prefetch.running():
         for dirac_id in range(1, 101):
             prefetch.start(dirac_id, tmp_path)

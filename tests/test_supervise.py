@@ -95,9 +95,9 @@ def test_backoff_doubles_from_first_up_to_most_scaled_by_its_share(
 # -- the sweeper and the per-job tasks, without a monitor ----------------------------------
 
 
-def outbox_on(table: JobTable, name: str = "grid") -> tuple[Outbox, Any]:
+def outbox_on(table: JobTable, name: str = "grid", buffer: int = 100) -> tuple[Outbox, Any]:
     outbox = Outbox(name, table)
-    outbox.send, receive = trio.open_memory_channel[Report](100)
+    outbox.send, receive = trio.open_memory_channel[Report](buffer)
     return outbox, receive
 
 
@@ -221,9 +221,7 @@ async def test_finalisations_waiting_for_their_turn_or_a_retry_are_not_tasks(
     # 20,000 jobs ending at once after an outage held a task each while they waited (about
     # 3.5 KB apiece): resident memory that stayed after the queue had drained.
     grid = Flaky(failures=300, restart_delay=1.0, latency=0.5, finalise_concurrency=4)
-    table = JobTable()
-    outbox = Outbox("grid", table)
-    outbox.send, receive = trio.open_memory_channel[Report](1000)
+    outbox, receive = outbox_on(JobTable(), buffer=1000)
     tasks = JobTasks(grid, outbox)
     jobs = [JobRef(i, f"grid-{i}", Status.COMPLETING, "Done") for i in range(1, 501)]
     most = 0

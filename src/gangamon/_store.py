@@ -60,13 +60,13 @@ CREATE INDEX journal_by_job ON journal(job, seq);
 
 #: A backend id is held by one active job at a time, whoever writes: a finished run may share
 #: it (Ganga's resubmit of a Local job reuses its id), two watched runs may not.
+_ACTIVE_VALUES = tuple(s.value for s in sorted(ACTIVE))
 _ACTIVE_ID_INDEX = (
     "CREATE UNIQUE INDEX jobs_active_backend_id ON jobs(backend, backend_id) WHERE status IN ("
-    + ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+    + ", ".join(f"'{value}'" for value in _ACTIVE_VALUES)
     + ")"
 )
 _SCHEMA = _SCHEMA.replace("{ACTIVE_ID_INDEX}", _ACTIVE_ID_INDEX)
-_ACTIVE_VALUES = tuple(s.value for s in sorted(ACTIVE))
 
 # SQLite's default limit on bound parameters is 999 on old builds; stay under it.
 _IN_CHUNK = 900
@@ -484,8 +484,7 @@ class Store:
         journal: list[tuple[int, str, str, str | None, str, float, str | None]] = []
         for t in batch:
             outcome = _judge(t, current.get(t.job))
-            revives = outcome is Outcome.APPLIED and current[t.job][0] not in ACTIVE
-            if revives and t.new in ACTIVE and self._active_holder(t.job, current) is not None:
+            if outcome is Outcome.APPLIED and self._held(t.job, current[t.job][0], t.new, current):
                 outcome = Outcome.HELD
             outcomes.append(outcome)
             if outcome is not Outcome.APPLIED:
@@ -509,6 +508,18 @@ class Store:
         parents = {current[job][2] for job in changed}
         self._update_masters({p for p in parents if p is not None}, now)
         return outcomes
+
+    def _held(
+        self,
+        job: int,
+        old: Status,
+        new: Status,
+        current: Mapping[int, tuple[Status, str | None, int | None]],
+    ) -> bool:
+        """Whether moving `job` from `old` to `new` brings it back to an active status under a
+        backend id another active job holds (`current`: as in `_active_holder`)."""
+        revives = new in ACTIVE and old not in ACTIVE
+        return revives and self._active_holder(job, current) is not None
 
     def _active_holder(
         self, job: int, current: Mapping[int, tuple[Status, str | None, int | None]]
@@ -565,12 +576,7 @@ class Store:
             # An illegal derived move (say killed -> running) leaves the master as it is,
             # as Ganga's updateStatus would refuse it; its subjobs still tell the truth. So
             # does a move back to active under a backend id another active job holds.
-            revived = new in ACTIVE and old not in ACTIVE
-            if (
-                new != old
-                and can_transition(old, new)
-                and not (revived and self._active_holder(parent, {}) is not None)
-            ):
+            if new != old and can_transition(old, new) and not self._held(parent, old, new, {}):
                 self._db.execute(
                     "UPDATE jobs SET status = ?, updated = ?, transitions = transitions + 1"
                     " WHERE id = ?",

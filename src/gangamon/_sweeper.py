@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 import trio
 
@@ -21,6 +22,7 @@ from ._status import Status
 from .backends._protocol import Backend, BackendUnavailable, JobRef
 
 log = logging.getLogger("gangamon.backend")
+T = TypeVar("T")
 
 
 class Sweeper:
@@ -112,34 +114,12 @@ class Sweeper:
     async def _narrowed(self, jobs: list[JobRef]) -> list[JobRef] | None:
         """The jobs of `jobs` that the backend says have changed since the last clean sweep,
         or None (a full sweep) if it cannot tell."""
-        assert self._seen_until is not None
-        counts, deadline_s = self.counts, self.settings.call_deadline
-        async with self.limiter:
-            counts.calls += 1
-            counts.delta_calls += 1
-            changed = None
-            try:
-                with trio.move_on_after(deadline_s) as deadline:
-                    changed = await self.backend.changed(self._seen_until, jobs)
-                if deadline.cancelled_caught:
-                    counts.timeouts += 1
-                    log.warning(
-                        "backend %s: asking what changed passed its %.1f s deadline; polling "
-                        "every job",
-                        self.backend.name,
-                        deadline_s,
-                        extra=self.outbox.tag,
-                    )
-            except BackendUnavailable:
-                raise  # not this call's problem: the supervisor deals with it
-            except Exception as exc:
-                counts.errors += 1
-                log.warning(
-                    "backend %s: asking what changed failed (%s); polling every job",
-                    self.backend.name,
-                    describe(exc),
-                    extra=self.outbox.tag,
-                )
+        since = self._seen_until
+        assert since is not None
+        self.counts.delta_calls += 1
+        changed, _ = await self._call(
+            "asking what changed", lambda: self.backend.changed(since, jobs)
+        )
         if changed is None:
             return None
         return [j for j in jobs if j.backend_id in changed]
@@ -188,45 +168,44 @@ class Sweeper:
         return not failures
 
     async def _poll_chunk(self, chunk: list[JobRef], failures: list[bool]) -> None:
-        counts, name, deadline_s = self.counts, self.backend.name, self.settings.call_deadline
+        started = trio.current_time()
+        updates, problem = await self._call(
+            f"poll of {len(chunk)} jobs", lambda: self.backend.poll(chunk)
+        )
+        if problem is not None:
+            failures.append(True)
+            self.counts.problem = f"poll {problem}"
+            return
+        self.counts.last_poll_latency = trio.current_time() - started
+        self.counts.succeeded()
+        await self.outbox.forward(updates, {j.id for j in chunk}, started)
+
+    async def _call(
+        self, what: str, call: Callable[[], Awaitable[T]]
+    ) -> tuple[T | None, str | None]:
+        """One call of the backend under its limiter and deadline, counted: (its result,
+        None), or (None, what went wrong), logged."""
+        counts, deadline_s = self.counts, self.settings.call_deadline
         async with self.limiter:
             counts.calls += 1
             counts.in_flight += 1
-            started = trio.current_time()
             try:
                 with trio.move_on_after(deadline_s) as deadline:
-                    updates = await self.backend.poll(chunk)
+                    result = await call()
             except BackendUnavailable:
                 raise  # not this call's problem: the supervisor deals with it
             except Exception as exc:
                 counts.errors += 1
-                failures.append(True)
-                counts.problem = f"poll failed: {describe(exc)}"
-                log.warning(
-                    "backend %s: poll of %d jobs failed: %s",
-                    name,
-                    len(chunk),
-                    describe(exc),
-                    extra=self.outbox.tag,
-                )
-                return
+                problem = f"failed: {describe(exc)}"
+            else:
+                if not deadline.cancelled_caught:
+                    return result, None
+                counts.timeouts += 1
+                problem = f"passed its {deadline_s:g} s deadline"
             finally:
                 counts.in_flight -= 1
-            if deadline.cancelled_caught:
-                counts.timeouts += 1
-                failures.append(True)
-                counts.problem = f"poll passed its {deadline_s:g} s deadline"
-                log.warning(
-                    "backend %s: poll of %d jobs passed its %.1f s deadline",
-                    name,
-                    len(chunk),
-                    deadline_s,
-                    extra=self.outbox.tag,
-                )
-                return
-            counts.last_poll_latency = trio.current_time() - started
-            counts.succeeded()
-        await self.outbox.forward(updates, {j.id for j in chunk}, started)
+        log.warning("backend %s: %s %s", self.backend.name, what, problem, extra=self.outbox.tag)
+        return None, problem
 
 
 def describe(exc: BaseException) -> str:

@@ -83,17 +83,17 @@ def _names(arg: object) -> set[str] | None:
 _EPOCH = dt.datetime(1970, 1, 1)
 
 #: The Jobs table's columns getJobs can select on, as the simulator knows them at a time.
-_SELECTABLE: dict[str, Callable[[JobMonitoring, SimJob, float], str]] = {
-    "Owner": lambda m, j, t: USER,
-    "OwnerGroup": lambda m, j, t: GROUP,
-    "VO": lambda m, j, t: VO,
-    "JobGroup": lambda m, j, t: j.job_group,
-    "JobType": lambda m, j, t: "User",
-    "Status": lambda m, j, t: j.state_at(t)[0].value,
-    "MinorStatus": lambda m, j, t: j.state_at(t)[1],
-    "ApplicationStatus": lambda m, j, t: j.application_status,
-    "Site": lambda m, j, t: j.site_at(t),
-    "JobID": lambda m, j, t: str(j.id),
+_SELECTABLE: dict[str, Callable[[SimJob, float], str]] = {
+    "Owner": lambda j, t: USER,
+    "OwnerGroup": lambda j, t: GROUP,
+    "VO": lambda j, t: VO,
+    "JobGroup": lambda j, t: j.job_group,
+    "JobType": lambda j, t: "User",
+    "Status": lambda j, t: j.state_at(t)[0].value,
+    "MinorStatus": lambda j, t: j.state_at(t)[1],
+    "ApplicationStatus": lambda j, t: j.application_status,
+    "Site": lambda j, t: j.site_at(t),
+    "JobID": lambda j, t: str(j.id),
 }
 
 
@@ -226,7 +226,7 @@ class JobMonitoring:
             job = self.jobs.get(job_id)
             if job is None:
                 continue
-            if all(_SELECTABLE[name](self, job, now) in values for name, values in wanted.items()):
+            if all(_SELECTABLE[name](job, now) in values for name, values in wanted.items()):
                 found.append(str(job_id))
         return s_ok(found)
 

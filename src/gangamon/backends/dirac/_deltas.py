@@ -142,17 +142,18 @@ class Deltas:
 
     async def _learn_owners(self, jobs: Sequence[JobRef]) -> list[str] | None:
         """The owner of the first tracked job, from its getJobsSummary row (once known, kept)."""
-        for job in jobs[:1]:
-            try:
-                reply = await self.transport.call(
-                    *_MONITORING, "getJobsSummary", [int(job.backend_id)]
-                )
-                owner = next(iter(rows_by_job(reply).values()), {}).get("Owner")
-            except (DiracError, WireError, ValueError):
-                return None
-            if isinstance(owner, str) and owner:
-                self.owners = [owner]
-                log.info("backend %s: asking what changed among the jobs of %s", self.name, owner)
+        if not jobs:
+            return None
+        try:
+            reply = await self.transport.call(
+                *_MONITORING, "getJobsSummary", [int(jobs[0].backend_id)]
+            )
+            owner = next(iter(rows_by_job(reply).values()), {}).get("Owner")
+        except (DiracError, WireError, ValueError):
+            return None
+        if isinstance(owner, str) and owner:
+            self.owners = [owner]
+            log.info("backend %s: asking what changed among the jobs of %s", self.name, owner)
         return self.owners
 
     def _doubting(self, why: str) -> None:

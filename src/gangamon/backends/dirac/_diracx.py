@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import trio
 
 from .._protocol import BackendError, BackendUnavailable
@@ -111,18 +110,15 @@ class DiracX:
         return _states(rows)
 
     async def call(self, system: str, service: str, method: str, *args: object) -> Any:
-        """The JobMonitoring calls a job search can answer: getJobsStates, getJobsSummary;
-        `DiracError` for any other."""
-        if (system, service) == ("WorkloadManagement", "JobMonitoring") and args:
+        """The JobMonitoring call a job search can answer, getJobsSummary (the backend learns
+        the owner from it); `DiracError` for any other."""
+        monitoring = (system, service) == ("WorkloadManagement", "JobMonitoring")
+        if monitoring and method == "getJobsSummary" and args:
             ids = args[0] if isinstance(args[0], list) else [args[0]]
-            if method == "getJobsStates":
-                states = await self.job_states([int(str(i)) for i in ids])
-                return {i: msgspec.structs.asdict(s) for i, s in states.items()}
-            if method == "getJobsSummary":
-                rows = await self.search(
-                    None, [{"parameter": "JobID", "operator": "in", "values": ids}]
-                )
-                return {int(str(r.get("JobID"))): r for r in rows}
+            rows = await self.search(
+                None, [{"parameter": "JobID", "operator": "in", "values": ids}]
+            )
+            return {int(str(r.get("JobID"))): r for r in rows}
         raise DiracError(f"{system}/{service} {method} is not available through DiracX here")
 
     async def sandbox(self, location: str) -> bytes:
