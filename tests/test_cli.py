@@ -171,7 +171,35 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("track dirac 5 --status done", "'done' is not one of"),
     ("status --status runing", "'runing' is not one of"),
     ("status --job 999", "unknown job id 999"),
-    ("status --job -3", "unknown job id -3"),
+    ("status --job -3", "malformed job '-3': a store id (17) or backend:id (dirac:1536)"),
+    ("status --job dirac:99", "no job dirac:99 in the store"),
+    ("status --job dirac:x", "malformed DIRAC job id 'x'"),
+    ("status --job nosuch:1", "unknown backend 'nosuch' in 'nosuch:1'"),
+    ("status --job \u0661", "malformed job '\u0661'"),
+    ("status --job 1-2", "--job names one job; '1-2' names 2"),
+    ("status --backend nosuch", "unknown backend 'nosuch'"),
+    ("status --list --format id,colour", "unknown column 'colour'"),
+    ("status --list --format ,", "no columns given"),
+    ("status --list --delimiter=", "'--delimiter': must not be empty"),
+    ("status --list --limit -1", "Invalid value for '--limit'"),
+    ("status 999", "unknown job id 999"),
+    ("status 3-1", "bad store id range '3-1'"),
+    ("kill 999", "unknown job id 999"),
+    ("kill", "Missing argument 'JOBS...'"),
+    ("kill dirac:11", "no DIRAC proxy at"),
+    ("kill 1 2-5", "unknown job id 4"),
+    ("untrack 0", "malformed job '0'"),
+    ("untrack dirac:1-2", "no job dirac:1 in the store"),
+    ("wait 999", "unknown job id 999"),
+    ("wait 1 --timeout -1", "Invalid value for '--timeout'"),
+    ("wait 1 --timeout inf", "Invalid value for '--timeout'"),
+    ("wait 1 --interval 0", "Invalid value for '--interval'"),
+    ("submit nosuch -- true", "unknown backend 'nosuch'"),
+    ("submit local", "Missing argument 'COMMAND...'"),
+    ("submit slurm -- true", "backend 'slurm' cannot launch jobs"),
+    ("--log-file {home} status", "Invalid value for '--log-file'"),
+    ("--log-file {home}/nowhere/log status", "cannot write the log file"),
+    ("config init", "exists already (--force replaces it)"),
     ("--store {home}/absent.sqlite status", "no such file"),
     ("--store {home} status", "is a directory"),
     ("--store {home}/foreign.sqlite status", "not a gangamon store"),
@@ -207,7 +235,7 @@ BAD_INPUTS: list[tuple[str, str]] = [
     ("PROXY:dir:doctor", "cannot read the DIRAC proxy"),
     ("watch --interval 0", "Invalid value for '--interval'"),
     ("fetch-output 999", "unknown job id 999"),
-    ("fetch-output 0", "Invalid value for 'JOBS...'"),
+    ("fetch-output 0", "malformed job '0'"),
     ("fetch-output 1", "no DIRAC proxy at"),
     ("--store {home}/absent.sqlite fetch-output 1", "no such file"),
     *_numbers(),
@@ -273,8 +301,16 @@ def test_track_then_status(home: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert out.strip() == "tracked 4 dirac jobs (store ids 4-7); 2 were already tracked"
     code, out, _ = _run([*config, "status", "--json"], capsys)
     assert json.loads(out)["counts"] == {"dirac": {"submitted": 7}}
-    code, out, _ = _run([*config, "status", "--status", "submitted", "--limit", "2"], capsys)
-    assert "... and 5 more" in out
+    code, out, err = _run([*config, "status", "--status", "submitted", "--limit", "2"], capsys)
+    header, *listed = out.splitlines()
+    assert header.split() == ["ID", "BACKEND", "BACKEND_ID", "STATUS", "NATIVE", "EXIT",
+                              "UPDATED", "SUBJOBS", "REASON"]  # fmt: skip
+    assert [line.split()[:4] for line in listed] == [
+        ["1", "dirac", "11", "submitted"],
+        ["2", "dirac", "12", "submitted"],
+    ]
+    assert err.strip() == "... and 5 more (--limit N, or --limit 0 for all)"
+    code, out, _ = _run([*config, "status"], capsys)
     assert out.splitlines()[-1] == "monitor: none runs on this store"
     code, out, _ = _run([*config, "status", "--job", "5", "--json"], capsys)
     job = json.loads(out)

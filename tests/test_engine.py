@@ -399,6 +399,36 @@ async def test_a_job_another_process_has_just_added_is_the_one_tracked(
     assert len(store.jobs()) == 1
 
 
+async def test_jobs_another_process_ended_are_no_longer_polled_or_watched(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # `gangamon untrack` and `kill` write to the store beside a running monitor: before, the
+    # monitor kept polling and watching those jobs until its next restart.
+    grid, watcher = FakeGrid(poll_interval=10.0), FakeWatcher()
+    async with open_monitor(store, [grid, watcher]) as monitor:
+        kept, untracked = await monitor.track(jobs_on("grid", 2))
+        [watched] = await monitor.track([NewJob("local", "w", S.RUNNING)])
+        await trio.sleep(1)
+        assert watcher.watching == {watched}
+        with Store(store.path) as other:
+            other.apply(
+                [
+                    Transition(untracked, S.SUBMITTED, S.UNKNOWN, reason="untracked"),
+                    Transition(watched, S.RUNNING, S.KILLED, reason="killed"),
+                ]
+            )
+        await monitor.load_new()
+        await trio.testing.wait_all_tasks_blocked()
+        assert watcher.watching == set()
+        grid.polled_ids.clear()
+        await trio.sleep(25)
+        assert grid.polled_ids
+        assert all(ids == ["grid-0"] for ids in grid.polled_ids)
+        assert monitor.statistics().backends["grid"].jobs_by_status == {S.SUBMITTED: 1}
+    assert store.get(kept).status == S.SUBMITTED
+    assert store.get(untracked).status == S.UNKNOWN
+
+
 class FullDisk(AsyncStore):
     """A store whose file system refuses the next `refusals` writes of transitions."""
 

@@ -223,9 +223,16 @@ class Monitor:
         return None
 
     async def load_new(self) -> int:
-        """Start monitoring the active jobs that another process (`gangamon track`, Ganga)
-        added to the store since the last look; return how many."""
-        return await self._writer.submit(self._load_new)
+        """Follow what other processes wrote to the store since the last look: start
+        monitoring the active jobs they added (`gangamon track`, Ganga), and stop monitoring
+        the jobs they moved out of the active statuses (`gangamon kill`, `untrack`); return
+        how many jobs were added."""
+        return await self._writer.submit(self._follow_store)
+
+    async def _follow_store(self) -> int:
+        found = await self._load_new()
+        await self._writer.publish()  # the runners follow the entries others wrote
+        return found
 
     async def _load_new(self) -> int:
         found = 0

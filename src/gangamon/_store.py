@@ -603,6 +603,7 @@ class Store:
         statuses: Iterable[Status] | None = None,
         parent: int | None = None,
         after: int = 0,
+        backend_id: str | None = None,
     ) -> list[JobRecord]:
         """Jobs matching every filter given, with ids above `after`, in id order."""
         where: list[str] = ["id > ?"]
@@ -610,6 +611,9 @@ class Store:
         if backend is not None:
             where.append("backend = ?")
             args.append(backend)
+        if backend_id is not None:
+            where.append("backend_id = ?")
+            args.append(backend_id)
         if statuses is not None:
             wanted = [s.value for s in statuses]
             where.append(f"status IN ({', '.join('?' * len(wanted))})")

@@ -303,6 +303,7 @@ class Writer:
         if not entries:
             return
         self._last_seq = entries[-1].seq
+        self._follow(entries)
         for entry in entries:
             for subscription in list(self.subscribers):
                 if not subscription.offer(entry):
@@ -315,6 +316,22 @@ class Writer:
             for statuses, event in self._waiters.get(entry.job, ()):
                 if entry.new in statuses:
                     event.set()
+
+    def _follow(self, entries: list[JournalEntry]) -> None:
+        """Tell the runners what other processes (`gangamon kill` or `untrack`, Ganga) stored
+        for jobs they track: a job's last entry here is what the store holds. The writer's own
+        entries already agree with its runners, and change nothing."""
+        last = {entry.job: entry for entry in entries}
+        for runner in self._runners.values():
+            for job, entry in last.items():
+                ref = runner.jobs.get(job)
+                if ref is not None and (ref.status, ref.native_status) != (
+                    entry.new,
+                    entry.native_status,
+                ):
+                    self._stored(
+                        runner, ref_of(job, ref.backend_id, entry.new, entry.native_status)
+                    )
 
     async def wait_for(
         self,

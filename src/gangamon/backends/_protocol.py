@@ -129,6 +129,8 @@ class Backend:
     watches: bool = False
     #: Whether completed jobs need `finalise`: the engine then moves them through completing.
     finalises: bool = False
+    #: Whether `launch` starts jobs (`gangamon submit`).
+    launches: bool = False
     #: Native statuses just before a job's end (DIRAC's Completing: the output is being
     #: uploaded): jobs in one are polled every `settings.ending_poll_interval`, not only at
     #: the sweeps, so that their end is seen sooner.
@@ -174,6 +176,11 @@ class Backend:
     async def kill(self, job: JobRef) -> None:
         """Ask the backend to kill `job`. Never abandoned on cancellation."""
         raise BackendError(f"backend {self.name!r} cannot kill jobs")
+
+    async def launch(self, command: Sequence[str]) -> str:
+        """Start `command` (an argument list, never a shell string) as a new job; return its
+        backend id. Only if `launches`. Cancelled: the launch is waited for, not abandoned."""
+        raise NotImplementedError
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held open while the backend is monitored (a client session, an asyncio loop...)."""

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -48,6 +49,7 @@ class LocalBackend(Backend):
     name = "local"
     polls = False
     watches = True
+    launches = True
 
     def __init__(
         self, root: Path, *, name: str = "local", settings: BackendSettings = LOCAL_SETTINGS
@@ -113,12 +115,16 @@ class LocalBackend(Backend):
         yield _final_update(job, directory, signal_note)
 
     async def kill(self, job: JobRef) -> None:
-        """SIGTERM to the job's process group, SIGKILL after `KILL_GRACE` seconds."""
-        launch = _read_json(Path(job.backend_id) / "launch.json") or {}
+        """SIGTERM to the job's process group, SIGKILL after `KILL_GRACE` seconds. The job's
+        directory says it was killed on request, for whoever watches it (another process,
+        `gangamon kill` beside `gangamon run`): its end is then killed, not failed."""
+        directory = Path(job.backend_id)
+        launch = _read_json(directory / "launch.json") or {}
         pid = launch.get("pid")
         if not isinstance(pid, int) or _start_time(pid) != launch.get("starttime"):
             return  # already gone: nothing to kill
         try:
+            _write_json(directory / "kill.json", {"time": time.time()})
             os.killpg(pid, signal.SIGTERM)
             with trio.move_on_after(KILL_GRACE):
                 await _wait_for_exit(pid)
@@ -132,6 +138,8 @@ class LocalBackend(Backend):
 
 def _final_update(job: JobRef, directory: Path, signal_note: str) -> Update:
     record = exit_record(directory)
+    if (directory / "kill.json").exists() and (record is None or record.code > 128):
+        return Update(job.id, Status.KILLED, "killed", "killed on request")
     if record is None:
         reason = "the wrapper died without an exit record: killed from outside"
         return Update(job.id, Status.FAILED, "killed", f"{reason}{signal_note}")

@@ -3,4 +3,6 @@ job ids as users type them, the `run` service and its metrics, the live view, `d
 demo, logging). The core (engine, store, backends) never imports them.
 """
 
+# The commands of these modules join the group (`_app.cli`) as they are imported.
+from . import _init, _jobs, _listing, _sim  # noqa: F401
 from ._commands import main as main

@@ -1,16 +1,19 @@
-"""Backend job ids as users type them: single ids, ranges (`1200-1299`), files of ids.
+"""Job ids as users type them: a backend's ids (single ids, ranges `1200-1299`, files of
+ids), and jobs named by store id or as `backend:id`.
 
 Each backend kind has its own id grammar (in its record); anything else is refused, naming
-the id and where it came from, before a single job is stored.
+the id and where it came from, before a single job is stored or changed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .._errors import GangamonError
+from .._status import ACTIVE
+from .._store import Store
 from ..backends._kinds import KINDS
 
 #: Longest range accepted in one token: a typo like 1-100000000 should not fill the store.
@@ -68,3 +71,50 @@ def _expand(kind_name: str, token: str, source: str) -> list[str]:
             )
         return [str(i) for i in range(first, last + 1)]
     raise BadJobId(f"malformed {name} job id {token!r} in {source}")
+
+
+_STORE_IDS = re.compile(r"([1-9]\d{0,17})(?:-([1-9]\d{0,17}))?", re.ASCII)
+
+
+def resolve_jobs(store: Store, tokens: Iterable[str], kinds: Mapping[str, str]) -> list[int]:
+    """The store ids of the jobs `tokens` name, in order, without repeats: store ids (`17`,
+    ranges `17-20`) or a backend's own ids as `backend:id` (`dirac:1536`, `slurm:1234_7`,
+    `dirac:1500-1536`), read by the grammar of the backend's kind (`kinds`: name -> kind, the
+    configured backends; a backend only the store knows takes the id as written). Where
+    several runs share a backend id, the active one, else the latest. `BadJobId` for the first
+    token that names no job in the store."""
+    jobs: dict[int, None] = {}
+    for token in tokens:
+        for job in _resolve(store, token.strip(), kinds):
+            jobs[job] = None
+    return list(jobs)
+
+
+def _resolve(store: Store, token: str, kinds: Mapping[str, str]) -> list[int]:
+    span = _STORE_IDS.fullmatch(token)
+    if span:
+        first, last = int(span[1]), int(span[2] or span[1])
+        if last < first or last - first >= MAX_RANGE:
+            raise BadJobId(f"bad store id range {token!r}: first >= 1, last >= first")
+        for job in range(first, last + 1):
+            store.get(job)  # UnknownJob: "unknown job id 999"
+        return list(range(first, last + 1))
+    backend, colon, backend_id = token.partition(":")
+    if not colon:
+        raise BadJobId(
+            f"malformed job {token!r}: a store id (17) or backend:id (dirac:1536) expected"
+        )
+    known = set(kinds) | {name for name, _, _ in store.counts()}
+    if backend not in known:
+        raise BadJobId(
+            f"unknown backend {backend!r} in {token!r} (known: {', '.join(sorted(known))})"
+        )
+    ids = parse_ids(kinds[backend], [backend_id]) if backend in kinds else [backend_id]
+    found = []
+    for one in ids:
+        runs = store.jobs(backend=backend, backend_id=one)
+        if not runs:
+            raise BadJobId(f"no job {backend}:{one} in the store")
+        active = [r.id for r in runs if r.status in ACTIVE]
+        found.append(active[0] if active else runs[-1].id)
+    return found

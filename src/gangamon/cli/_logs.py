@@ -1,13 +1,17 @@
 """Logs: quiet by default (warnings), `-v` for what happens, `-vv` for everything; one record a
-line, as `key=value` pairs or as JSON. A record's `backend` and `job` (passed as `extra`)
-become fields of their own, so logs can be filtered per backend and per job."""
+line, as `key=value` pairs or as JSON, timed in UTC to the millisecond (ISO 8601), on stderr or
+appended to a file. A record's `backend` and `job` (passed as `extra`) become fields of their
+own, so logs can be filtered per backend and per job."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
-import time
+from pathlib import Path
+
+from .._errors import GangamonError
 
 _FIELDS = ("backend", "job")
 
@@ -19,7 +23,7 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)),
+            "time": _utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
         }
@@ -41,9 +45,22 @@ def _quote(value: object) -> str:
     return json.dumps(text)
 
 
-def configure(verbosity: int, *, as_json: bool = False) -> None:
-    """Send gangamon's logs to stderr at the level `verbosity` asks for."""
-    handler = logging.StreamHandler(sys.stderr)
+def _utc(t: float) -> str:
+    """`2026-12-04T15:12:01.123Z`."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def configure(verbosity: int, *, as_json: bool = False, file: Path | None = None) -> None:
+    """Send gangamon's logs to stderr (or append them to `file`) at the level `verbosity` asks
+    for. `GangamonError` naming a file that cannot be opened for appending."""
+    handler: logging.Handler
+    if file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        try:
+            handler = logging.FileHandler(file.expanduser(), encoding="utf-8")
+        except OSError as e:
+            raise GangamonError(f"cannot write the log file {file}: {e.strerror}") from None
     handler.setFormatter(_Formatter(as_json=as_json))
     logger = logging.getLogger("gangamon")
     logger.handlers[:] = [handler]

@@ -1,0 +1,112 @@
+"""Jobs killed or untracked outside any monitor: `gangamon kill` and `untrack`, beside a running
+`gangamon run` or without one.
+
+The store changes by compare-and-set from the status read, so a monitor running on it is not
+disturbed: it follows the change at its next look at the store (`Monitor.load_new`) and stops
+polling or watching the job. An untracked job becomes `unknown`: nothing follows it any more.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from ._astore import AsyncStore
+from ._errors import GangamonError
+from ._status import ACTIVE, Status
+from ._store import JobRecord, Outcome, Transition
+from .backends._protocol import Backend, JobRef
+
+#: The journal's reason for a job untracked by hand.
+UNTRACKED = "untracked: no longer monitored"
+#: Tries at storing a move against a status a monitor keeps changing.
+ATTEMPTS = 3
+
+
+class Done(enum.Enum):
+    KILLED = "killed"
+    UNTRACKED = "untracked"
+    #: It had ended (or was not active) before: nothing done.
+    ENDED = "had ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Controlled:
+    job: int
+    done: Done
+    #: The stored status after it.
+    status: Status
+
+
+async def kill_jobs(store: AsyncStore, backend: Backend, jobs: Sequence[int]) -> list[Controlled]:
+    """Kill `jobs` of `backend` through it, one after the other inside its lifespan and under
+    its call deadline, then store each as killed; a job that is not active is left alone.
+
+    `GangamonError` naming the first job that is not the backend's or whose kill fails (the
+    ones before it are killed and stored). Cancelled: a kill under way is waited for (a kill is
+    a write), then its job is stored.
+    """
+    records = [_of_backend(await store.get(job), backend) for job in jobs]
+    done = []
+    async with backend.lifespan():
+        for record in records:
+            if record.status not in ACTIVE:
+                done.append(Controlled(record.id, Done.ENDED, record.status))
+                continue
+            ref = JobRef(record.id, record.backend_id or "", record.status, record.native_status)
+            try:
+                with trio.CancelScope(shield=True), trio.fail_after(backend.settings.call_deadline):
+                    await backend.kill(ref)
+            except trio.TooSlowError:
+                raise GangamonError(
+                    f"job {record.id}: not killed within {backend.settings.call_deadline:g} s"
+                ) from None
+            except GangamonError as e:
+                raise GangamonError(f"job {record.id}: {e}") from None
+            done.append(await _move(store, record, Status.KILLED, "killed", Done.KILLED))
+    return done
+
+
+async def untrack_jobs(store: AsyncStore, jobs: Sequence[int]) -> list[Controlled]:
+    """Store each active job of `jobs` as unknown (nothing monitors it any more); the others
+    are left alone. `UnknownJob` for an id the store does not hold, before anything changes."""
+    records = [await store.get(job) for job in jobs]
+    done = []
+    for record in records:
+        if record.status not in ACTIVE:
+            done.append(Controlled(record.id, Done.ENDED, record.status))
+        else:
+            done.append(await _move(store, record, Status.UNKNOWN, UNTRACKED, Done.UNTRACKED))
+    return done
+
+
+def _of_backend(record: JobRecord, backend: Backend) -> JobRecord:
+    if record.backend != backend.name or not record.backend_id:
+        raise GangamonError(f"job {record.id} is not a job of backend {backend.name}")
+    return record
+
+
+async def _move(
+    store: AsyncStore, record: JobRecord, new: Status, reason: str, done: Done
+) -> Controlled:
+    """`record`'s job moved to `new` from its stored status, read again while a monitor moves
+    it meanwhile; a job that ended meanwhile keeps its end."""
+    status = record.status
+    for _ in range(ATTEMPTS):
+        [outcome] = await store.apply([Transition(record.id, status, new, reason=reason)])
+        if outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            return Controlled(record.id, done, new)
+        if outcome is not Outcome.STALE:
+            raise GangamonError(
+                f"job {record.id}: the store refused {status.value} -> {new.value} "
+                f"({outcome.value})"
+            )
+        status = (await store.get(record.id)).status
+        if status == new:  # a monitor stored what the backend said of it first
+            return Controlled(record.id, done, new)
+        if status not in ACTIVE:
+            return Controlled(record.id, Done.ENDED, status)
+    raise GangamonError(f"job {record.id}: its status kept changing; try again")
