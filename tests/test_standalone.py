@@ -104,3 +104,22 @@ async def test_a_store_deleted_or_replaced_under_run_stops_it_naming_the_file(
     assert (
         str(stopped) == f"job store '{store_path}': {what} under the running monitor, which stopped"
     )
+
+
+def test_the_periodic_summary_is_one_line_of_every_backend() -> None:
+    from gangamon.cli._standalone import summary
+
+    from .test_view import _health
+
+    stats = MonitorStatistics(
+        {
+            "dirac": _health("dirac", jobs=7,
+                             jobs_by_status={Status.RUNNING: 2, Status.SUBMITTED: 5}),
+            "slurm": _health("slurm", jobs=0, jobs_by_status={}, problem="squeue: not found"),
+        },
+        0, 0, 31, 0, 0, 0,
+    )  # fmt: skip
+    assert summary(stats) == (
+        "dirac: 7 tracked (submitted 5, running 2), 120 calls, 3 errors; "
+        "slurm: 0 tracked (none), 120 calls, 3 errors; squeue: not found; 31 changes stored"
+    )

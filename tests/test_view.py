@@ -15,7 +15,7 @@ from gangamon._astore import AsyncStore
 from gangamon._supervise import BackendStatistics
 from gangamon.cli import main
 from gangamon.cli._standalone import Snapshot, statistics_path
-from gangamon.cli._view import CallRates, active_jobs, collect, render, render_text
+from gangamon.cli._view import Rates, active_jobs, collect, eta, render, render_text
 
 
 def _health(name: str, **changes: object) -> BackendStatistics:
@@ -58,8 +58,9 @@ async def test_view_shows_counts_progress_health_and_changes(tmp_path: Path) -> 
     dirac = next(line for line in lines if line.startswith("│ dirac") and "/5" in line)
     cells = [c.strip() for c in dirac.split("│")]
     assert cells[2].endswith("2/5")  # the progress bar, then finished/total
+    assert cells[3:5] == ["-", "-"]  # no rate yet, so no ETA
     # submitted, running, completing, completed, failed, killed; no job in any other status
-    assert cells[3:] == ["3", "0", "0", "1", "1", "0", ""]
+    assert cells[5:] == ["3", "0", "0", "1", "1", "0", ""]
     assert any(line.startswith("│ slurm") and "0/0" in line for line in lines)
     health_row = next(line for line in lines if line.startswith("│ dirac") and "ms" in line)
     assert [c.strip() for c in health_row.split("│")[2:9]] == [
@@ -70,6 +71,25 @@ async def test_view_shows_counts_progress_health_and_changes(tmp_path: Path) -> 
     assert "running -> completed (Done)" in text
     assert "exit 3" in text
     assert active_jobs(view) == 4  # 3 submitted dirac jobs, 1 running local one
+
+
+async def test_the_view_shows_a_rate_and_an_eta_and_no_sweeps_for_watched_jobs(
+    tmp_path: Path,
+) -> None:
+    store = AsyncStore(_store(tmp_path / "jobs.sqlite"))
+    finished = Rates(window=60.0)
+    finished.update(time.time() - 30, {"dirac": 1})  # one dirac job ended in the last 30 s
+    health = {"local": _health("local", polls=False, interval=60.0)}
+    view = await collect(store, "t", health=health, calls_per_second={"local": 0.0},
+                         finished=finished)  # fmt: skip
+    lines = _text(render(view)).splitlines()
+    dirac = next(line for line in lines if line.startswith("│ dirac") and "/5" in line)
+    # 1 more job finished in 30 s: 2 a minute, 3 to go.
+    assert [c.strip() for c in dirac.split("│")][3:5] == ["2", "1m30s"]
+    local = next(line for line in lines if line.startswith("│ local") and "ms" in line)
+    cells = [c.strip() for c in local.split("│")]
+    assert (cells[2], cells[8]) == ("-", "-")  # calls/s and interval: it is not polled
+    assert any(line.startswith("calls/s: over the last 10 s; in flight:") for line in lines)
 
 
 async def test_render_text_is_one_line_per_backend(tmp_path: Path) -> None:
@@ -104,14 +124,23 @@ def test_watch_once_reads_the_store_and_the_running_monitor(
     assert "2/8" in out  # the limiter column of the running monitor's dirac backend
 
 
-def test_call_rates_are_taken_over_a_window() -> None:
-    rates = CallRates(window=10.0)
-    assert rates.update(0.0, {"d": _health("d", calls=0)}) == {}
+def test_rates_are_taken_over_a_window() -> None:
+    rates = Rates(window=10.0)
+    assert rates.update(0.0, {"d": 0}) == {}
     # Calls come in bursts every 2 s; a view refreshes every 0.25 s.
-    assert rates.update(0.25, {"d": _health("d", calls=8)}) == {"d": 32.0}
-    assert rates.update(0.5, {"d": _health("d", calls=8)}) == {"d": 16.0}
+    assert rates.update(0.25, {"d": 8}) == {"d": 32.0}
+    assert rates.update(0.5, {"d": 8}) == {"d": 16.0}
     latest: dict[str, float] = {}
     for t in range(1, 31):
-        latest = rates.update(float(t), {"d": _health("d", calls=8 + 4 * t)})
+        latest = rates.update(float(t), {"d": 8 + 4 * t})
     # 4 calls per second, measured over the last 10 s, not the last quarter second.
     assert latest == {"d": pytest.approx(4.0)}
+
+
+@pytest.mark.parametrize(
+    ("remaining", "per_second", "shown"),
+    [(0, None, "done"), (10, None, "-"), (10, 0.0, "-"), (250, 1.0, "4m10s"),
+     (7500, 1.0, "2h05m"), (10**9, 1.0, ">100h")],
+)  # fmt: skip
+def test_eta(remaining: int, per_second: float | None, shown: str) -> None:
+    assert eta(remaining, per_second) == shown

@@ -54,6 +54,8 @@ class BackendStatistics:
     credentials_expiry: float | None = None
     #: Of the calls, those that asked which jobs had changed (`Backend.changed`).
     delta_calls: int = 0
+    #: Whether the backend is polled (else its jobs are watched: no sweeps, no interval).
+    polls: bool = True
 
 
 class BackendRunner:
@@ -147,6 +149,7 @@ class BackendRunner:
             problem=counts.problem,
             last_success=counts.last_success,
             credentials_expiry=self.backend.credentials_expiry,
+            polls=self.backend.polls,
         )
 
     # -- supervision -----------------------------------------------------------------------

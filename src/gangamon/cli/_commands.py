@@ -31,8 +31,9 @@ from ._config import build_backends
 from ._demo import main as demo_main
 from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
+from ._output import console as output_console
 from ._standalone import read_snapshot, serve as run_service
-from ._view import CallRates, collect, render, render_text
+from ._view import Rates, calls, collect, recent_rows, render, render_text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,27 +135,40 @@ def track(
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Show the view once and exit.")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 60))
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds between refreshes.",
+)
 @pass_settings
 def watch(settings: Settings, once: bool, interval: float) -> None:
     """A live view of the store: jobs per status, recent changes, backend health."""
     path = settings.store
     store = AsyncStore(settings.existing_store())
     console = Console()
+    if not console.is_terminal:
+        console = output_console()
 
     async def views() -> None:
-        rates = CallRates()
+        rates, finished = Rates(), Rates(window=60.0)
         live = None if once or not console.is_terminal else Live(console=console)
+        backends = 0
         with live if live is not None else contextlib.nullcontext():
             while True:
                 snapshot = read_snapshot(path)
                 health = None if snapshot is None else snapshot.statistics.backends
-                per_second = {} if snapshot is None else rates.update(snapshot.time, health or {})
+                per_second = (
+                    {} if snapshot is None else rates.update(snapshot.time, calls(health or {}))
+                )
                 note = "" if snapshot else "no monitor is running on this store (gangamon run)"
                 view = await collect(
                     store, f"gangamon watch - {path}", health=health,
-                    calls_per_second=per_second, note=note,
+                    calls_per_second=per_second, finished=finished, note=note,
+                    recent=recent_rows(console.height, backends) if live else 8,
                 )  # fmt: skip
+                backends = len(view.counts)
                 if live is not None:
                     live.update(render(view))
                 elif console.is_terminal or once:
@@ -194,8 +208,20 @@ def doctor(settings: Settings) -> None:
 
 @cli.command()
 @click.option("--headless", is_flag=True, help="Plain progress lines instead of the live view.")
-@click.option("--jobs", default=10_000, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--local-jobs", default=50, show_default=True, type=click.IntRange(0, 500))
+@click.option(
+    "--jobs",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Simulated DIRAC jobs.",
+)
+@click.option(
+    "--local-jobs",
+    default=50,
+    show_default=True,
+    type=click.IntRange(0, 500),
+    help="Local processes (short shell commands).",
+)
 def demo(headless: bool, jobs: int, local_jobs: int) -> None:
     """Monitor 10,000 simulated DIRAC jobs and 50 local processes to the end (temporary
     store, simulator on loopback), then print how fast each change was stored."""

@@ -33,7 +33,7 @@ from ..backends.dirac import DiracBackend, DiracHttps, ganga_status
 from ..backends.local import LocalBackend, exit_record
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
-from ._view import CallRates, View, active_jobs, collect, render, render_text
+from ._view import Rates, View, active_jobs, calls, collect, render, render_text
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,15 @@ async def run_demo(
                 )
                 local_refs = await _launch_local(monitor, local, local_jobs, random.Random(seed))
                 title = f"gangamon demo: {dirac_jobs:,} DIRAC jobs, {local_jobs} local jobs"
-                rates = CallRates()
+                rates, finished = Rates(), Rates(window=60.0)
                 with trio.fail_after(deadline):
                     while True:
                         stats = monitor.statistics()
                         clock = f"{time.time() - started:.1f} s"
-                        per_second = rates.update(time.time(), stats.backends)
+                        per_second = rates.update(time.time(), calls(stats.backends))
                         view = await collect(
                             store, title, health=stats.backends, calls_per_second=per_second,
-                            clock=clock,
+                            finished=finished, clock=clock,
                         )  # fmt: skip
                         show(view)
                         if not active_jobs(view):

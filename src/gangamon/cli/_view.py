@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 from rich.console import Group, RenderableType
@@ -19,6 +20,7 @@ from .._astore import AsyncStore
 from .._status import ACTIVE, FINAL, Status
 from .._store import JournalEntry
 from .._supervise import BackendStatistics
+from ._output import ellipsis
 
 #: Status columns in the order a job meets them; any other status is counted under "other".
 COLUMNS = (
@@ -54,6 +56,8 @@ class View:
     #: From the running monitor; None when there is none.
     health: dict[str, BackendStatistics] | None = None
     calls_per_second: dict[str, float] = field(default_factory=dict)
+    #: Jobs of each backend reaching a final status per second, lately.
+    finished_per_second: dict[str, float] = field(default_factory=dict)
     note: str = ""
     #: Shown after the title, and alone on each line of `render_text`: "12.5 s".
     clock: str = ""
@@ -65,6 +69,7 @@ def render(view: View) -> RenderableType:
     parts.append(_jobs_table(view))
     if view.health is not None:
         parts.append(_health_table(view))
+        parts.append(Text(LEGEND, style="dim"))
     if view.note:
         parts.append(Text(view.note, style="yellow"))
     if view.recent:
@@ -87,6 +92,8 @@ def _jobs_table(view: View) -> Table:
     table = Table(title="jobs", title_justify="left", expand=False)
     table.add_column("backend")
     table.add_column("finished", min_width=24)
+    table.add_column("per min", justify="right")
+    table.add_column("ETA", justify="right")
     for status in COLUMNS:
         table.add_column(status.value, justify="right", style=_STYLE.get(status, ""))
     others = {b: sum(n for s, n in c.items() if s not in COLUMNS) for b, c in view.counts.items()}
@@ -97,19 +104,49 @@ def _jobs_table(view: View) -> Table:
         done = sum(n for s, n in counts.items() if s in FINAL)
         bar = Table.grid(padding=(0, 1))
         bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=14), f"{done}/{total}")
+        rate = view.finished_per_second.get(backend)
         other = [str(others[backend])] if any(others.values()) else []
-        table.add_row(backend, bar, *[str(counts.get(s, 0)) for s in COLUMNS], *other)
+        table.add_row(
+            backend,
+            bar,
+            "-" if rate is None else f"{rate * 60:.0f}",
+            eta(total - done, rate),
+            *[str(counts.get(s, 0)) for s in COLUMNS],
+            *other,
+        )
     return table
+
+
+def eta(remaining: int, per_second: float | None) -> str:
+    """How long `remaining` jobs take at `per_second`: "4m10s", "2h05m"; "-" if unknown."""
+    if remaining == 0:
+        return "done"
+    if not per_second:
+        return "-"
+    seconds = round(remaining / per_second)
+    if seconds >= 360_000:
+        return ">100h"
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+#: What the backends table's columns mean.
+LEGEND = (
+    "calls/s: over the last 10 s; in flight: calls under way / the most allowed at once; "
+    "last poll: how long the last sweep's call took; interval: between sweeps (longer after "
+    "errors); '-' for a backend whose jobs are watched, not polled"
+)
 
 
 def _health_table(view: View) -> Table:
     table = Table(title="backends", title_justify="left")
-    for column in ("backend", "calls/s", "calls", "errors", "timeouts", "limiter", "last poll"):
+    for column in ("backend", "calls/s", "calls", "errors", "timeouts", "in flight", "last poll"):
         table.add_column(column, justify="left" if column == "backend" else "right")
     table.add_column("interval", justify="right")
     table.add_column("problem", style="red")
     for name, s in (view.health or {}).items():
-        rate = view.calls_per_second.get(name)
+        rate = view.calls_per_second.get(name) if s.polls else None
         table.add_row(
             name,
             "-" if rate is None else f"{rate:.1f}",
@@ -118,7 +155,7 @@ def _health_table(view: View) -> Table:
             str(s.timeouts),
             f"{s.limiter_borrowed}/{s.limiter_total}",
             "-" if s.last_poll_latency is None else f"{s.last_poll_latency * 1000:.0f} ms",
-            f"{s.interval:g} s",
+            f"{s.interval:g} s" if s.polls else "-",
             s.problem or "",
         )
     return table
@@ -138,13 +175,23 @@ def _recent_table(recent: list[Change]) -> Table:
             change.backend,
             change.backend_id or "",
             Text(f"{old} -> {e.new.value}{native}", style=_STYLE.get(e.new, "")),
-            e.reason[:60],
+            ellipsis(e.reason, 60),
         )
     return table
 
 
-class CallRates:
-    """Calls per second of each backend over the last `window` seconds of statistics.
+def calls(health: dict[str, BackendStatistics]) -> dict[str, int]:
+    """Each backend's calls so far, for `Rates`."""
+    return {name: stats.calls for name, stats in health.items()}
+
+
+def recent_rows(height: int, backends: int) -> int:
+    """How many recent changes fit under the tables on a terminal `height` lines high."""
+    return max(3, height - 20 - 2 * backends)
+
+
+class Rates:
+    """How fast each of some counters grows, per second, over the last `window` seconds.
 
     A window, not the last interval: views refresh several times a second, calls come every
     poll interval, and a rate over a quarter of a second would read 0 most of the time.
@@ -154,16 +201,16 @@ class CallRates:
         self.window = window
         self._seen: dict[str, collections.deque[tuple[float, int]]] = {}
 
-    def update(self, now: float, health: dict[str, BackendStatistics]) -> dict[str, float]:
+    def update(self, now: float, counts: dict[str, int]) -> dict[str, float]:
         rates = {}
-        for name, stats in health.items():
+        for name, count in counts.items():
             seen = self._seen.setdefault(name, collections.deque())
-            seen.append((now, stats.calls))
+            seen.append((now, count))
             while len(seen) > 2 and now - seen[1][0] >= self.window:
                 seen.popleft()
-            then, calls = seen[0]
+            then, earlier = seen[0]
             if now > then:
-                rates[name] = (stats.calls - calls) / (now - then)
+                rates[name] = (count - earlier) / (now - then)
         return rates
 
 
@@ -175,10 +222,12 @@ async def collect(
     recent: int = 8,
     health: dict[str, BackendStatistics] | None = None,
     calls_per_second: dict[str, float] | None = None,
+    finished: Rates | None = None,
     note: str = "",
     clock: str = "",
 ) -> View:
-    """A `View` of the store now; the backends named first, then any others it holds."""
+    """A `View` of the store now; the backends named first, then any others it holds; with
+    `finished`, how fast each backend's jobs have been ending."""
     counts: dict[str, dict[Status, int]] = {name: {} for name in backends or []}
     for name, status, n in await store.counts():
         counts.setdefault(name, {})[status] = n
@@ -187,12 +236,14 @@ async def collect(
     for entry in await store.journal(after=max(0, last - recent)):
         record = await store.get(entry.job)
         changes.append(Change(entry, record.backend, record.backend_id))
+    done = {name: sum(n for s, n in c.items() if s in FINAL) for name, c in counts.items()}
     return View(
         title=title,
         counts=counts,
         recent=changes[::-1],
         health=health,
         calls_per_second=calls_per_second or {},
+        finished_per_second={} if finished is None else finished.update(time.time(), done),
         note=note,
         clock=clock,
     )
