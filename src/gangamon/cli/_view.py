@@ -91,7 +91,7 @@ def render_text(view: View) -> str:
 def _jobs_table(view: View) -> Table:
     table = Table(title="jobs", title_justify="left", expand=False)
     table.add_column("backend")
-    table.add_column("finished", min_width=24)
+    table.add_column("finished", min_width=20)
     table.add_column("per min", justify="right")
     table.add_column("ETA", justify="right")
     for status in COLUMNS:
@@ -103,7 +103,7 @@ def _jobs_table(view: View) -> Table:
         total = sum(counts.values())
         done = sum(n for s, n in counts.items() if s in FINAL)
         bar = Table.grid(padding=(0, 1))
-        bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=14), f"{done}/{total}")
+        bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=10), f"{done}/{total}")
         rate = view.finished_per_second.get(backend)
         other = [str(others[backend])] if any(others.values()) else []
         table.add_row(
