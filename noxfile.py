@@ -19,8 +19,12 @@ GANGA_VERSION = "8.7.12"
 DIRAC_VERSION = "9.1.22"
 
 
+# Every extra: the sessions test the command, the simulator and asyncio backends too.
+EXTRAS = ",".join(PYPROJECT["project"]["optional-dependencies"])
+
+
 def _install(session: nox.Session, group: str) -> None:
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", f".[{EXTRAS}]", *nox.project.dependency_groups(PYPROJECT, group))
 
 
 @nox.session(python="3.11")
