@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import zipfile
+from itertools import chain
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import nox
+from packaging.requirements import Requirement
 
 nox.needs_version = ">=2025.2.9"
 nox.options.reuse_existing_virtualenvs = True
@@ -15,19 +18,59 @@ nox.options.error_on_external_run = True
 nox.options.sessions = ["tests", "lint"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The supported Pythons (as pyproject's classifiers say): the tests run on each, the other
+# sessions on 3.11, as does `oldest` (the floors are oldest there).
+PYTHONS = ["3.11", "3.12", "3.13"]
 GANGA_VERSION = "8.7.12"
 DIRAC_VERSION = "9.1.22"
 
 
+# Every extra: the sessions test the command, the simulator and asyncio backends too.
+EXTRAS = ",".join(PYPROJECT["project"]["optional-dependencies"])
+
+
 def _install(session: nox.Session, group: str) -> None:
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", f".[{EXTRAS}]", *nox.project.dependency_groups(PYPROJECT, group))
 
 
-@nox.session(python="3.11")
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The unit, property and integration tests that need nothing beyond pip."""
     _install(session, "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def oldest(session: nox.Session) -> None:
+    """The tests with every dependency at its floor in pyproject.toml (the oldest releases
+    gangamon claims to work with), on the oldest Python."""
+    constraints = Path(session.create_tmp(), "floors.txt")
+    constraints.write_text("".join(f"{pin}\n" for pin in floors(PYPROJECT)))
+    session.install(
+        "-c",
+        str(constraints),
+        "-e",
+        f".[{EXTRAS}]",
+        *nox.project.dependency_groups(PYPROJECT, "test"),
+    )
+    session.run("python", "-m", "pip", "list")
+    session.run("pytest", *session.posargs)
+
+
+def floors(pyproject: dict[str, Any]) -> list[str]:
+    """`name==version` for each `name>=version` among the project's dependencies and extras."""
+    project = pyproject["project"]
+    requirements = [
+        Requirement(r)
+        for r in [*project["dependencies"], *chain(*project["optional-dependencies"].values())]
+    ]
+    pins = set()
+    for requirement in requirements:
+        if requirement.name == project["name"]:
+            continue  # an extra made of other extras
+        (floor,) = (s.version for s in requirement.specifier if s.operator == ">=")
+        pins.add(f"{requirement.name}=={floor}")
+    return sorted(pins)
 
 
 @nox.session(python="3.11")

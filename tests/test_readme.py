@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +23,12 @@ def test_ci_runs_both_quick_start_lines() -> None:
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert demo in ci_lines
     assert tests in ci_lines
+
+
+def test_the_demo_line_installs_the_extra_the_demo_needs() -> None:
+    demo, _ = _quick_start_commands()
+    assert demo.startswith("python -m pip install '.[demo]' && ")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert extras["demo"] == ["gangamon[cli,sim]"]

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import trio
 
-from ._protocol import Backend, BackendSettings, JobRef, Update
+from .._extras import needs_extra
+from ._protocol import Backend, BackendSettings, BackendUnavailable, JobRef, Update
 
 BlockingPoll = Callable[[Sequence[JobRef]], Sequence[Update]]
 AsyncioPoll = Callable[[Sequence[JobRef]], Awaitable[Sequence[Update]]]
@@ -64,7 +65,14 @@ class AsyncioBackend(Backend):
         # Imported here, not at the top: importing trio_asyncio makes asyncio.new_event_loop()
         # return trio-asyncio loops in every thread, which an embedding host's own asyncio
         # code (Ganga's) must not get unless it runs an asyncio backend through us.
-        import trio_asyncio
+        try:
+            import trio_asyncio
+        except ModuleNotFoundError as e:
+            if e.name != "trio_asyncio":
+                raise
+            raise BackendUnavailable(
+                needs_extra(f"backend {self.name!r} (asyncio code)", "asyncio")
+            ) from None
 
         async with trio_asyncio.open_loop():
             yield

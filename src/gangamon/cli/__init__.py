@@ -3,6 +3,22 @@ job ids as users type them, the `run` service and its metrics, the live view, `d
 demo, logging). The core (engine, store, backends) never imports them.
 """
 
-# The commands of these modules join the group (`_app.cli`) as they are imported.
-from . import _init, _jobs, _listing, _sim  # noqa: F401
-from ._commands import main as main
+from __future__ import annotations
+
+import sys
+
+from .._extras import needs_extra
+
+# The packages of the cli extra that only the command brings (h11 comes with httpx anyway).
+_CLI_PACKAGES = frozenset({"click", "rich"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `gangamon` command; without the cli extra, one line saying how to install it."""
+    try:
+        from ._commands import main as command
+    except ModuleNotFoundError as e:
+        if e.name not in _CLI_PACKAGES:
+            raise
+        sys.exit(f"gangamon: {needs_extra('the command', 'cli')}")
+    command(argv)

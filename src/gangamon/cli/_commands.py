@@ -31,9 +31,16 @@ from ._config import build_backends
 from ._demo import main as demo_main
 from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
+from ._init import config
+from ._jobs import fetch_output_command, kill, submit, untrack, wait
+from ._listing import status
 from ._output import console as output_console
+from ._sim import sim
 from ._standalone import read_snapshot, serve as run_service
 from ._view import Rates, calls, collect, recent_rows, render, render_text
+
+for command in (status, kill, untrack, wait, fetch_output_command, submit, config, sim):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

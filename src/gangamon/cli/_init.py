@@ -8,7 +8,7 @@ from importlib import resources
 import click
 
 from .._errors import GangamonError
-from ._app import Settings, cli, pass_settings
+from ._app import Settings, pass_settings
 from ._config import default_path
 
 
@@ -16,7 +16,7 @@ def template() -> str:
     return resources.files(__package__).joinpath("config_template.toml").read_text()
 
 
-@cli.group()
+@click.group()
 def config() -> None:
     """The configuration file."""
 

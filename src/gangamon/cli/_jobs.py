@@ -21,7 +21,7 @@ from .._status import ACTIVE, Status
 from .._store import NewJob, Store
 from .._storelock import holder
 from ..backends import Backend
-from ._app import Settings, cli, pass_settings
+from ._app import Settings, pass_settings
 from ._config import build_backends
 from ._ids import resolve_jobs
 
@@ -62,7 +62,7 @@ def _say(done: list[Controlled]) -> None:
             click.echo(f"job {c.job}: {c.done.value}")
 
 
-@cli.command(help=f"Kill JOBS through their backends. {_JOBS_HELP}")
+@click.command(help=f"Kill JOBS through their backends. {_JOBS_HELP}")
 @click.argument("jobs", nargs=-1, required=True)
 @pass_settings
 def kill(settings: Settings, jobs: tuple[str, ...]) -> None:
@@ -79,7 +79,7 @@ def kill(settings: Settings, jobs: tuple[str, ...]) -> None:
     trio.run(killing)
 
 
-@cli.command(
+@click.command(
     help=f"Stop monitoring JOBS: they become unknown, their history kept. {_JOBS_HELP}",
 )
 @click.argument("jobs", nargs=-1, required=True)
@@ -98,7 +98,7 @@ def untrack(settings: Settings, jobs: tuple[str, ...]) -> None:
     trio.run(untracking)
 
 
-@cli.command(
+@click.command(
     help=(
         "Wait until JOBS (default: every active job) have ended. Exit status 0 if all "
         f"completed, {SOME_NOT_COMPLETED} if any failed, was killed or became unknown, "
@@ -152,7 +152,7 @@ def wait(settings: Settings, jobs: tuple[str, ...], timeout: float | None, inter
         sys.exit(SOME_NOT_COMPLETED)
 
 
-@cli.command(
+@click.command(
     "fetch-output",
     help=(
         "Download the output of JOBS again; a job whose download had failed for good "
@@ -177,7 +177,7 @@ def fetch_output_command(settings: Settings, jobs: tuple[str, ...]) -> None:
     trio.run(fetch)
 
 
-@cli.command()
+@click.command()
 @click.argument("backend")
 @click.argument("command", nargs=-1, required=True)
 @pass_settings

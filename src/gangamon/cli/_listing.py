@@ -18,7 +18,7 @@ from rich.table import Table
 from .._status import Status, parse_status
 from .._store import JobRecord, JournalEntry, Store
 from .._storelock import holder
-from ._app import Settings, cli, pass_settings
+from ._app import Settings, pass_settings
 from ._ids import BadJobId, resolve_jobs
 from ._output import console, ellipsis
 
@@ -145,7 +145,7 @@ def _plain(record: JobRecord | JournalEntry) -> dict[str, object]:
     return {k: (v.value if isinstance(v, Status) else v) for k, v in asdict(record).items()}
 
 
-@cli.command()
+@click.command()
 @click.argument("jobs", nargs=-1)
 @click.option("--backend", help="Only this backend's jobs.")
 @click.option(

@@ -17,7 +17,6 @@ from .._errors import single_exception
 from ..sim import dirac_cfg
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
-from ._app import cli
 
 
 def backend_config(name: str, facts: dict[str, str]) -> str:
@@ -33,7 +32,7 @@ def backend_config(name: str, facts: dict[str, str]) -> str:
     )
 
 
-@cli.group()
+@click.group()
 def sim() -> None:
     """Simulators of the systems gangamon monitors."""
 
