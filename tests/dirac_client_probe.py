@@ -27,22 +27,15 @@ def main() -> None:
         facts_json, wire, out_dir, *ids = sys.argv[2:]
         print(json.dumps(finalise(json.loads(facts_json), wire, Path(out_dir), ids), default=_time))
         return
-    url, ca_dir, proxy, *ids = sys.argv[1:]
-    os.environ["X509_USER_PROXY"] = proxy
-    import DIRAC
+    if sys.argv[1] == "--kill":
+        url, ca_dir, proxy, *ids = sys.argv[2:]
+        _initialize(url, ca_dir, proxy)
+        from DIRAC.Interfaces.API.Dirac import Dirac
 
-    service = "TornadoJobMonitoring" if url.startswith("https") else "JobMonitoring"
-    DIRAC.initialize(
-        require_auth=False,
-        extra_config={
-            "DIRAC": {"Security": {"CALocation": ca_dir}},
-            "Systems": {
-                "WorkloadManagement": {
-                    "URLs": {"JobMonitoring": f"{url}/WorkloadManagement/{service}"}
-                }
-            },
-        },
-    )
+        print(json.dumps({"Dirac.killJob": _plain(Dirac().killJob([int(i) for i in ids]))}))
+        return
+    url, ca_dir, proxy, *ids = sys.argv[1:]
+    _initialize(url, ca_dir, proxy)
     from DIRAC.Interfaces.API.Dirac import Dirac
     from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import JobMonitoringClient
 
@@ -64,6 +57,25 @@ def main() -> None:
                 "getJobs on an unknown column": _plain(unknown_column),
             }
         )
+    )
+
+
+def _initialize(url: str, ca_dir: str, proxy: str) -> None:
+    """DIRAC's client configured for the simulator at `url`: JobMonitoring and JobManager."""
+    os.environ["X509_USER_PROXY"] = proxy
+    import DIRAC
+
+    tornado = "Tornado" if url.startswith("https") else ""
+    services = {
+        name: f"{url}/WorkloadManagement/{tornado}{name}"
+        for name in ("JobMonitoring", "JobManager")
+    }
+    DIRAC.initialize(
+        require_auth=False,
+        extra_config={
+            "DIRAC": {"Security": {"CALocation": ca_dir}},
+            "Systems": {"WorkloadManagement": {"URLs": services}},
+        },
     )
 
 

@@ -15,9 +15,12 @@ import pytest
 import trio
 
 from gangamon import Monitor, NewJob, Status, Store
+from gangamon.backends.dirac import DiracStatus
 from gangamon.cli import main
 from gangamon.cli._jobs import SOME_NOT_COMPLETED, TIMED_OUT
 from gangamon.cli._standalone import serve
+from gangamon.sim._certs import make_credentials
+from gangamon.sim.dirac import DiracSim
 
 from .test_standalone import local_run
 
@@ -167,3 +170,26 @@ def test_status_json_honours_the_limit_and_the_filters(
     assert out.split(None, 1) == [str(master), "2: 2 running\n"]
     _, out, _ = _cli([*base, "--json", "--backend", "local"], capsys)
     assert json.loads(out)["counts"] == {}
+
+
+async def test_kill_a_dirac_job_by_its_dirac_id(
+    tmp_path: Path, nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]
+) -> None:
+    credentials = make_credentials(tmp_path / "pki")
+    sim = DiracSim(seed=3, mean_runtime=1e9, credentials=credentials)
+    await nursery.start(sim.serve)
+    [dirac_id] = sim.submit(1)
+    config = tmp_path / "dirac.toml"
+    config.write_text(
+        f'store = "{tmp_path / "jobs.sqlite"}"\n[backends.dirac]\nurl = "{sim.url}"\n'
+        f'proxy = "{credentials.proxy}"\nca = "{credentials.ca_file}"\n'
+    )
+    with Store(tmp_path / "jobs.sqlite") as store:
+        store.add_jobs([NewJob("dirac", str(dirac_id), S.RUNNING)])
+    code, out, err = await _in_thread(
+        ["--config", str(config), "kill", f"dirac:{dirac_id}"], capsys
+    )
+    assert (code, out, err) == (0, "job 1: killed\n", "")
+    assert sim.jobs[dirac_id].path[-1][1:] == (DiracStatus.KILLED, "Marked for termination")
+    with Store(tmp_path / "jobs.sqlite", read_only=True) as store:
+        assert store.get(1).status == S.KILLED

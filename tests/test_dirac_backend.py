@@ -27,6 +27,7 @@ from gangamon import (
     Transition,
     fetch_output,
 )
+from gangamon._control import kill_jobs
 from gangamon.backends import BackendError, JobRef
 from gangamon.backends.dirac import DiracBackend, DiracHttps, DiracStatus as D, ganga_status
 from gangamon.backends.dirac._prefetch import SandboxPrefetch
@@ -632,3 +633,51 @@ async def test_early_downloads_started_at_once_take_only_the_free_tokens(
         assert await prefetch.take(3) is None
         assert await prefetch.take(2) == "output of 2"
     assert limiter.borrowed_tokens == 0
+
+
+async def test_kill_marks_a_running_job_killed_and_leaves_an_ended_one(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path
+) -> None:
+    now = trio.current_time()
+    running = sim.add_job([(now - 5, D.RECEIVED, "Job accepted"), (now - 1, D.RUNNING, "App"),
+                           (now + 600, D.DONE, "Execution Complete")])  # fmt: skip
+    done = sim.add_job([(now - 5, D.RECEIVED, "Job accepted"), (now - 1, D.DONE, "Done")])
+    store = Store(tmp_path / "jobs.sqlite")
+    [job, ended] = store.add_jobs(
+        [
+            NewJob("dirac", str(running), Status.RUNNING),
+            NewJob("dirac", str(done), Status.COMPLETED),
+        ]
+    )
+    dirac = backend(sim, credentials, tmp_path, download=False)
+    killed = await kill_jobs(AsyncStore(store, in_thread=False), dirac, [job, ended])
+    assert [(k.job, k.done.value, k.status) for k in killed] == [
+        (job, "killed", Status.KILLED), (ended, "had ended", Status.COMPLETED),
+    ]  # fmt: skip
+    assert sim.jobs[running].path[-1][1:] == (D.KILLED, "Marked for termination")
+    assert sim.jobs[done].path[-1][1] == D.DONE
+    assert sim.stats.calls["killJob"] == 1
+    async with dirac.lifespan():
+        [update] = await dirac.poll([JobRef(job, str(running), Status.RUNNING, "Running")])
+    assert (update.status, update.native_status) == (Status.KILLED, "Killed")
+
+
+async def test_a_kill_dirac_refuses_is_one_error_naming_the_job(
+    sim: DiracSim, credentials: Credentials, tmp_path: Path
+) -> None:
+    sim.inject("s_error")
+    dirac = backend(sim, credentials, tmp_path, download=False)
+    async with dirac.lifespan():
+        with pytest.raises(GangamonError, match=r"job 1234 not killed: Simulated DIRAC failure"):
+            await dirac.kill(JobRef(1, "1234", Status.RUNNING, "Running"))
+
+
+async def test_the_simulators_kill_answers_as_dirac_does() -> None:
+    sim = DiracSim(seed=1, mean_runtime=1e6)
+    [job] = sim.submit(1)
+    manager = sim.services["WorkloadManagement/JobManager"]
+    reply = manager.call("killJob", [[job, 999_999]], sim.clock())
+    assert reply == {"OK": True, "Value": [job], "InvalidJobIDs": [999_999]}
+    assert manager.call("killJob", [job], sim.clock()) == {"OK": True, "Value": []}
+    assert manager.call("killJob", [[True]], sim.clock())["OK"] is False
+    assert sim.jobs[job].path[-1][1] == D.KILLED

@@ -168,6 +168,24 @@ async def test_threaded_real_client_transport_end_to_end(wire: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("wire", ["https", "dips"])
+async def test_real_client_kills_jobs_of_the_simulator(wire: str, tmp_path: Path) -> None:
+    with dirac_sim_process(
+        tmp_path, jobs=3, mean_runtime=1e9, latency=0.001, tail_probability=0
+    ) as facts:
+        first, last = facts["jobs"]
+        got = await trio.to_thread.run_sync(
+            run_probe, "--kill", facts[wire], facts["ca_dir"], facts["proxy"], str(first),
+            str(first + 1),
+        )  # fmt: skip
+        assert got["Dirac.killJob"]["OK"], got
+        check = DiracHttps(facts["https"], proxy=Path(facts["proxy"]), ca=Path(facts["ca_file"]))
+        async with check.session():
+            states = await check.job_states([first, first + 1, last])
+    assert [states[i].Status for i in (first, first + 1)] == ["Killed", "Killed"]
+    assert states[last].Status != "Killed"
+
+
+@pytest.mark.parametrize("wire", ["https", "dips"])
 def test_real_client_finalises_jobs_as_ganga_does(
     wire: str, ended_sim: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ JobsStateMachine (a property test walks them).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -15,7 +16,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from ..backends.dirac._states import DiracStatus as D
+from ..backends.dirac._states import DIRAC_TRANSITIONS, DiracStatus as D
 from ._job_facts import site_of
 
 #: (status, minor status) steps of the common paths. Durations are drawn per step.
@@ -188,3 +189,13 @@ def draw_path(
             t += rng.expovariate(len(steps) / mean_runtime)
         path.append((t, status, minor))
     return path
+
+
+def killed(job: SimJob, now: float) -> SimJob | None:
+    """`job` killed at `now` (`Killed`, "Marked for termination", as DIRAC's JobManager marks
+    it), its later steps not taken; None if it has ended already (DIRAC leaves it alone)."""
+    path = list(job.steps_until(now))
+    if D.KILLED not in DIRAC_TRANSITIONS[path[-1][1]]:
+        return None
+    path.append((now, D.KILLED, "Marked for termination"))
+    return dataclasses.replace(job, path=tuple(path))

@@ -2,8 +2,9 @@
 
 Each handler takes the decoded positional arguments and the server time of the call, and
 returns an S_OK/S_ERROR structure, as DIRAC's service handlers do.
-Unknown job ids are silently left out. Handlers only read the jobs: the simulator runs them
-in worker threads, as DIRAC runs its handlers. Times are DIRAC's: datetimes of whole seconds
+Unknown job ids are silently left out. The simulator runs handlers in worker threads, as DIRAC
+runs its handlers; those that change a job (JobManager's kill) replace it whole, by one
+assignment. Times are DIRAC's: datetimes of whole seconds
 on one wall clock (`WallClock`), the same instant alike in every reply.
 """
 
@@ -55,7 +56,7 @@ def dispatch(
         return s_error(f"Wrong number of arguments for {method}: {len(args)}")
 
 
-def _job_ids(arg: object) -> list[int] | None:
+def job_ids(arg: object) -> list[int] | None:
     """DIRAC's `types_ = [[str, int, list]]` for job ids: an int, a list, or "1,2,3"."""
     if isinstance(arg, bool):
         return None
@@ -148,7 +149,7 @@ class JobMonitoring:
 
     def _per_job(self, describe: Callable[[SimJob, float], object]) -> Callable[..., Result]:
         def handler(now: float, ids: object) -> Result:
-            wanted = _job_ids(ids)
+            wanted = job_ids(ids)
             if wanted is None:
                 return s_error(f"Type mismatch in parameter 0: {type(ids).__name__}")
             return s_ok({i: describe(self.jobs[i], now) for i in wanted if i in self.jobs})
@@ -255,7 +256,7 @@ class JobMonitoring:
         return found
 
     def _parameters(self, now: float, ids: object, par_name: object = None) -> Result:
-        wanted, names = _job_ids(ids), _names(par_name)
+        wanted, names = job_ids(ids), _names(par_name)
         if wanted is None:
             return s_error(f"Type mismatch in parameter 0: {type(ids).__name__}")
         found = {}

@@ -31,17 +31,18 @@ from typing import Literal, cast
 
 import trio
 
-from ..backends.dirac._states import DIRAC_TRANSITIONS, DiracStatus
+from ..backends.dirac._states import DiracStatus
 from ..backends.dirac._wire import s_error
 from ._certs import Credentials
 from ._dirac_cfg import SANDBOX_SE
-from ._dirac_model import Outcomes, SimJob, WallClock, draw_path
+from ._dirac_model import Outcomes, SimJob, WallClock, draw_path, killed
 from ._dirac_service import Hangup, JobMonitoring, Service
 from ._diracx import Answer, DiracXJobs, Tokens
 from ._diset import diset_connection
 from ._file_catalog import FileCatalog
 from ._http import http_connection
 from ._job_facts import SITE_SES, sandbox_tarball
+from ._job_manager import JobManager
 from ._resource_status import ResourceStatus
 from ._sandbox_store import SandboxStore
 from ._served import Encoded, SimStatistics as SimStatistics
@@ -127,6 +128,7 @@ class DiracSim:
         self.services: dict[str, Service] = {
             "WorkloadManagement/JobMonitoring": self._monitoring,
             "WorkloadManagement/SandboxStore": self.sandbox,
+            "WorkloadManagement/JobManager": JobManager(self.jobs, self._monitoring.changes),
             "DataManagement/FileCatalog": FileCatalog(self.jobs, self.wall),
             "ResourceStatus/ResourceStatus": ResourceStatus([SANDBOX_SE, *SITE_SES.values()]),
             "DiracX/Jobs": DiracXJobs(self._monitoring),
@@ -156,12 +158,10 @@ class DiracSim:
     def delete(self, job_id: int) -> None:
         """The owner deletes the job now (`dirac-wms-job-delete`): a job not yet over is
         killed first. Its later steps are not taken."""
-        job, now = self.jobs[job_id], self._now()
-        path = list(job.steps_until(now))
-        if DiracStatus.DELETED not in DIRAC_TRANSITIONS[path[-1][1]]:
-            path.append((now, DiracStatus.KILLED, "Marked for termination"))
-        path.append((now, DiracStatus.DELETED, "Job deleted"))
-        self.jobs[job_id] = deleted = dataclasses.replace(job, path=tuple(path))
+        now = self._now()
+        job = killed(self.jobs[job_id], now) or self.jobs[job_id]
+        path = (*job.steps_until(now), (now, DiracStatus.DELETED, "Job deleted"))
+        self.jobs[job_id] = deleted = dataclasses.replace(job, path=path)
         self._monitoring.changes.reindex(deleted)
 
     def inject(self, fault: str, count: int = 1) -> None:

@@ -276,6 +276,17 @@ class DiracBackend(Backend):
                 )
         return rows
 
+    async def kill(self, job: JobRef) -> None:
+        """JobManager's `killJob`: DIRAC marks the job for termination (Killed); one that has
+        ended already is left as it is, as DIRAC leaves it. `DiracError` for DIRAC's refusal
+        (a job of someone else's), naming the job."""
+        try:
+            await self.transport.call(
+                "WorkloadManagement", "JobManager", "killJob", [int(job.backend_id)]
+            )
+        except DiracError as e:
+            raise DiracError(f"job {job.backend_id} not killed: {e.message}", e.errno) from None
+
     async def finalise(self, job: JobRef) -> Update:
         """Download and unpack the output sandbox (idempotent: it overwrites), then completed.
 
