@@ -213,3 +213,16 @@ def test_sim_prints_the_configuration_that_points_at_it(tmp_path: Path) -> None:
     assert kind == "dirac"
     assert json.dumps(table.url).strip('"').endswith(f":{port}")  # type: ignore[attr-defined]
     assert Path(table.proxy).is_file()  # type: ignore[attr-defined]
+
+
+def _completions(words: str) -> list[str]:
+    cword = str(len(words.split()) - 1)
+    env = {**os.environ, "_GANGAMON_COMPLETE": "bash_complete", "COMP_WORDS": words,
+           "COMP_CWORD": cword}  # fmt: skip
+    done = subprocess.run(COMMAND, env=env, capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_shell_completion_completes_commands_and_options() -> None:
+    assert _completions("gangamon unt") == ["plain,untrack"]
+    assert "plain,--timeout" in _completions("gangamon wait --ti")
