@@ -260,3 +260,21 @@ def test_diracx_client_searches_the_simulator(credentials: str, still_sim: dict[
     assert {row["Owner"] for row in got["page"]} == {"gangamon"}
     assert got["content_range"] == [f"jobs 3-5/{last - first + 1}"]
     assert got["since_long_ago"] == last - first + 1
+
+
+def test_diracx_client_kills_a_job_of_the_simulator(tmp_path: Path) -> None:
+    with dirac_sim_process(
+        tmp_path, jobs=2, mean_runtime=1e9, latency=0.001, tail_probability=0
+    ) as facts:
+        first, _ = facts["jobs"]
+        args = [facts["https"], facts["ca_file"], facts["diracx_credentials"], str(first)]
+        run = subprocess.run(
+            [sys.executable, str(DIRACX_PROBE), "--kill", *args],
+            capture_output=True, text=True, timeout=120, env=client_env(),
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout.splitlines()[-1])
+    assert list(got["answer"]["success"]) == [str(first)]
+    assert (got["after"]["Status"], got["after"]["MinorStatus"]) == (
+        "Killed", "Marked for termination",
+    )  # fmt: skip

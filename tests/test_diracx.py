@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import trio
 
-from gangamon import BackendSettings, Monitor, NewJob, Status, Store
-from gangamon.backends import BackendUnavailable
-from gangamon.backends.dirac import DiracBackend, ganga_status
+from gangamon import BackendSettings, GangamonError, Monitor, NewJob, Status, Store
+from gangamon.backends import BackendUnavailable, JobRef
+from gangamon.backends.dirac import DiracBackend, DiracStatus as D, ganga_status
 from gangamon.backends.dirac._diracx import DiracX
 from gangamon.sim._certs import Credentials, make_credentials
 from gangamon.sim._dirac_model import Outcomes, SimJob, WallClock, draw_path
 from gangamon.sim._dirac_service import JobMonitoring
-from gangamon.sim._diracx import Answer, search
+from gangamon.sim._diracx import Answer, search, set_statuses
 from gangamon.sim.dirac import DiracSim, LatencyModel
 
 OFFSET = 1_796_083_200.0  # 2026-12-01 00:00:00 UTC at server time 0
@@ -176,3 +176,36 @@ async def test_a_refused_refresh_says_to_log_in_again(
     async with transport.session():
         with pytest.raises(BackendUnavailable, match=r"refused to refresh .*dirac login"):
             await transport.job_states([1001])
+
+
+async def test_a_job_is_killed_through_diracx_and_an_ended_one_is_named(
+    sim: DiracSim, pki: Credentials, tmp_path: Path
+) -> None:
+    now = trio.current_time()
+    running = sim.add_job([(now - 5, D.RECEIVED, "Job accepted"), (now - 1, D.RUNNING, "App"),
+                           (now + 600, D.DONE, "Execution Complete")])  # fmt: skip
+    done = sim.add_job([(now - 5, D.RECEIVED, "Job accepted"), (now - 1, D.DONE, "Done")])
+    credentials = sim.diracx_tokens.credentials(tmp_path / "credentials.json")
+    backend = diracx_backend(DiracX(sim.url, credentials=credentials, ca=pki.ca_file), tmp_path)
+    async with backend.lifespan():
+        await backend.kill(JobRef(1, str(running), Status.RUNNING, "Running"))
+        with pytest.raises(GangamonError, match=rf"job {done} not killed: .* is Done: not killed"):
+            await backend.kill(JobRef(2, str(done), Status.RUNNING, "Running"))
+        [update] = await backend.poll([JobRef(1, str(running), Status.RUNNING, "Running")])
+    assert (update.status, update.native_status) == (Status.KILLED, "Killed")
+    assert sim.jobs[running].path[-1][1:] == (D.KILLED, "Marked for termination")
+    assert sim.stats.calls["set_statuses"] == 2
+
+
+def test_the_simulators_status_update_refuses_what_it_does_not_model() -> None:
+    jobs = dict(monitoring(2).jobs)
+    service = JobMonitoring(jobs, WallClock(OFFSET))
+    when = "2026-12-01T00:10:00+00:00"
+    asked = {"1001": {when: {"Status": "Running"}}, "77": {when: {"Status": "Killed"}}}
+    refused = set_statuses(jobs, service, asked, 150.0)
+    assert refused.status == 404
+    assert refused.body == {"detail": {"success": {}, "failed": {
+        "1001": {"detail": "the simulator moves jobs to Killed only"},
+        "77": {"detail": "job 77 not found"},
+    }}}  # fmt: skip
+    assert set_statuses(jobs, service, [], 150.0).status == 422

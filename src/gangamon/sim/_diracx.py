@@ -8,6 +8,8 @@ eq, neq, gt, lt, like, not like, regex; `{parameter, operator, values}` with in,
 `sort` (`{parameter, direction}`): a JSON list of rows, 206 with `Content-Range: jobs
 F-L/TOTAL` for a partial page, 416 with `jobs */TOTAL` past the end (diracx-routers' jobs
 router). Rows are the Jobs table's, as `getJobsSummary` has them, times in ISO 8601 UTC.
+`PATCH /api/jobs/status` with `{job id: {time: {Status, MinorStatus, Source}}}` kills jobs
+(the one move modelled): `{"success": ..., "failed": ...}`, 404 when none could be moved.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._dirac_model import SimJob
+from ._dirac_model import SimJob, killed
 from ._dirac_service import JobMonitoring
 
 #: The scalar and the vector operators of diracx-core's search models.
@@ -268,18 +270,51 @@ def _candidates(monitoring: JobMonitoring, specs: list[Any], now: float) -> list
     return list(jobs.values())
 
 
-class DiracXJobs:
-    """The search as one of the simulator's services (its latency, faults and statistics):
-    `call("search", [body, page, per_page], now)` gives the `Answer` as its Value."""
+def set_statuses(
+    jobs: dict[int, SimJob], monitoring: JobMonitoring, body: object, now: float
+) -> Answer:
+    """`PATCH /api/jobs/status` at server time `now`: each job asked to be Killed and not
+    ended yet is killed ("Marked for termination"); any other update is failed, saying why."""
+    if not isinstance(body, dict) or not body:
+        return _error(422, "body: a mapping of job ids to their updates expected")
+    success: dict[str, object] = {}
+    failed: dict[str, object] = {}
+    replaced: list[SimJob] = []
+    for key, updates in body.items():
+        job = jobs.get(int(key)) if str(key).isdigit() else None
+        asked = [u.get("Status") for u in updates.values()] if isinstance(updates, dict) else []
+        if job is None:
+            failed[key] = {"detail": f"job {key} not found"}
+        elif asked != ["Killed"]:
+            failed[key] = {"detail": "the simulator moves jobs to Killed only"}
+        elif (now_killed := killed(job, now)) is None:
+            failed[key] = {"detail": f"job {key} is {job.state_at(now)[0].value}: not killed"}
+        else:
+            jobs[job.id] = now_killed
+            replaced.append(now_killed)
+            success[key] = {"Status": "Killed", "MinorStatus": "Marked for termination"}
+    monitoring.changes.reindex(*replaced)
+    if not success:
+        return Answer(404, {"detail": {"success": success, "failed": failed}})
+    return Answer(200, {"success": success, "failed": failed})
 
-    def __init__(self, monitoring: JobMonitoring) -> None:
+
+class DiracXJobs:
+    """DiracX's job endpoints as one of the simulator's services (its latency, faults and
+    statistics): `call("search", [body, page, per_page], now)` and `call("set_statuses",
+    [body], now)` give the `Answer` as their Value."""
+
+    def __init__(self, jobs: dict[int, SimJob], monitoring: JobMonitoring) -> None:
+        self.jobs = jobs
         self.monitoring = monitoring
 
     def call(self, method: str, args: list[Any], now: float) -> dict[str, object]:
-        if method != "search" or len(args) != 3:
-            return {"OK": True, "Value": _error(404, f"no DiracX method {method!r}")}
-        body, page, per_page = args
-        return {"OK": True, "Value": search(self.monitoring, body, page, per_page, now)}
+        if method == "search" and len(args) == 3:
+            body, page, per_page = args
+            return {"OK": True, "Value": search(self.monitoring, body, page, per_page, now)}
+        if method == "set_statuses" and len(args) == 1:
+            return {"OK": True, "Value": set_statuses(self.jobs, self.monitoring, args[0], now)}
+        return {"OK": True, "Value": _error(404, f"no DiracX method {method!r}")}
 
 
 def openid_configuration(base_url: str) -> Answer:

@@ -121,26 +121,30 @@ async def _respond(
 async def _diracx(
     sim: Served, stream: trio.abc.Stream, request: h11.Request, body: bytes, arrived: float
 ) -> Reply | None:
-    """DiracX's endpoints (`_diracx`): discovery, token refresh, the job search."""
+    """DiracX's endpoints (`_diracx`): discovery, token refresh, the job search, kills."""
     url = urlsplit(request.target.decode(errors="replace"))
     if request.method == b"GET" and url.path == "/.well-known/openid-configuration":
         return _answer(openid_configuration(sim.url))
     if request.method == b"POST" and url.path == "/api/auth/token":
         form = dict(parse_qsl(body.decode(errors="replace")))
         return _answer(sim.diracx_tokens.refresh(form))
-    if request.method != b"POST" or url.path != "/api/jobs/search":
+    endpoint = (request.method, url.path)
+    if endpoint not in ((b"POST", "/api/jobs/search"), (b"PATCH", "/api/jobs/status")):
         return _answer(Answer(404, {"detail": f"no DiracX endpoint {url.path}"}))
     if not sim.diracx_tokens.valid(_header(request, b"authorization")):
         return _answer(Answer(401, {"detail": "Invalid or expired access token"}))
     query = dict(parse_qsl(url.query))
     try:
         page, per_page = int(query.get("page", "1")), int(query.get("per_page", "100"))
-        search = json.loads(body or b"{}")
+        document = json.loads(body or b"{}")
     except ValueError as e:
-        return _answer(Answer(422, {"detail": f"bad search request: {e}"}))
-    result = await sim.call(
-        stream, "DiracX/Jobs", "search", [search, page, per_page], _answer_of, arrived=arrived
+        return _answer(Answer(422, {"detail": f"bad request: {e}"}))
+    method, args = (
+        ("search", [document, page, per_page])
+        if url.path == "/api/jobs/search"
+        else ("set_statuses", [document])
     )
+    result = await sim.call(stream, "DiracX/Jobs", method, args, _answer_of, arrived=arrived)
     if result is Hangup.RESET:
         return None
     if result is Hangup.HTTP500:

@@ -131,7 +131,7 @@ class DiracSim:
             "WorkloadManagement/JobManager": JobManager(self.jobs, self._monitoring.changes),
             "DataManagement/FileCatalog": FileCatalog(self.jobs, self.wall),
             "ResourceStatus/ResourceStatus": ResourceStatus([SANDBOX_SE, *SITE_SES.values()]),
-            "DiracX/Jobs": DiracXJobs(self._monitoring),
+            "DiracX/Jobs": DiracXJobs(self.jobs, self._monitoring),
         }
 
     def _now(self) -> float:

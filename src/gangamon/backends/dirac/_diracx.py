@@ -110,16 +110,40 @@ class DiracX:
         return _states(rows)
 
     async def call(self, system: str, service: str, method: str, *args: object) -> Any:
-        """The JobMonitoring call a job search can answer, getJobsSummary (the backend learns
-        the owner from it); `DiracError` for any other."""
-        monitoring = (system, service) == ("WorkloadManagement", "JobMonitoring")
-        if monitoring and method == "getJobsSummary" and args:
-            ids = args[0] if isinstance(args[0], list) else [args[0]]
+        """The DIRAC calls DiracX answers here: JobMonitoring's getJobsSummary (a job search;
+        the backend learns the owner from it) and JobManager's killJob (a move to Killed);
+        `DiracError` for any other."""
+        ids = (args[0] if isinstance(args[0], list) else [args[0]]) if args else []
+        if (system, service, method) == ("WorkloadManagement", "JobMonitoring", "getJobsSummary"):
             rows = await self.search(
                 None, [{"parameter": "JobID", "operator": "in", "values": ids}]
             )
             return {int(str(r.get("JobID"))): r for r in rows}
+        if (system, service, method) == ("WorkloadManagement", "JobManager", "killJob"):
+            return await self._kill(ids)
         raise DiracError(f"{system}/{service} {method} is not available through DiracX here")
+
+    async def _kill(self, ids: list[object]) -> list[int]:
+        """`PATCH /api/jobs/status`, each job to Killed as DIRAC's JobManager marks it; the
+        ids killed. `DiracError` naming why when DiracX moved none."""
+        when = dt.datetime.now(dt.UTC).isoformat()
+        update = {"Status": "Killed", "MinorStatus": "Marked for termination", "Source": "gangamon"}
+        body = {str(i): {when: update} for i in ids}
+        url = f"{self.url}/api/jobs/status"
+        response = await self._authorised("PATCH", url, json=body)
+        if response.status_code == 404:
+            raise DiracError(f"DiracX killed none of them: {_why_failed(response)}")
+        if response.status_code != 200:
+            raise BackendError(
+                f"DiracX's status update at {url}: HTTP {response.status_code}: "
+                f"{response.content[:200]!r}"
+            )
+        try:
+            return [int(i) for i in response.json().get("success", {})]
+        except (ValueError, AttributeError):
+            raise BackendError(
+                f"DiracX's status update answered {response.content[:200]!r}"
+            ) from None
 
     async def sandbox(self, location: str) -> bytes:
         raise DiracError(f"download of sandbox {location}: not available through DiracX here")
@@ -156,17 +180,7 @@ class DiracX:
     ) -> tuple[int, httpx.Headers, object]:
         url = f"{self.url}/api/jobs/search"
         params = {"page": page, "per_page": PER_PAGE}
-        token = await self._access_token()
-        response = await self._send("POST", url, params=params, json=body, headers=_bearer(token))
-        if response.status_code == 401:  # revoked, or the clocks disagree: a new one, once
-            token = await self._access_token(renew=True)
-            headers = _bearer(token)
-            response = await self._send("POST", url, params=params, json=body, headers=headers)
-        if response.status_code == 401:
-            raise BackendUnavailable(
-                f"DiracX at {self.url} refused our token even after a refresh: renew the "
-                f"credentials in {self.credentials} (dirac login)"
-            )
+        response = await self._authorised("POST", url, params=params, json=body)
         if response.status_code == 404:
             raise DiracError(f"DiracX at {self.url} has no job search (HTTP 404)")
         if response.status_code not in (200, 206, 416):
@@ -179,6 +193,20 @@ class DiracX:
         except ValueError:
             raise BackendError(f"DiracX's job search answered {response.content[:200]!r}") from None
         return response.status_code, response.headers, found
+
+    async def _authorised(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request with the access token; a refused one again with a new token, once."""
+        token = await self._access_token()
+        response = await self._send(method, url, headers=_bearer(token), **kwargs)
+        if response.status_code == 401:  # revoked, or the clocks disagree: a new one, once
+            token = await self._access_token(renew=True)
+            response = await self._send(method, url, headers=_bearer(token), **kwargs)
+        if response.status_code == 401:
+            raise BackendUnavailable(
+                f"DiracX at {self.url} refused our token even after a refresh: renew the "
+                f"credentials in {self.credentials} (dirac login)"
+            )
+        return response
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         client = self._client
@@ -263,6 +291,15 @@ class DiracX:
                 )
             self._token_endpoint = endpoint
         return self._token_endpoint
+
+
+def _why_failed(response: httpx.Response) -> str:
+    """What a status update's reply says of the jobs it did not move."""
+    try:
+        failed = response.json()["detail"]["failed"]
+        return "; ".join(str(f.get("detail", f)) for f in failed.values())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return repr(response.content[:200])
 
 
 def _bearer(token: str) -> dict[str, str]:
