@@ -9,7 +9,7 @@ polling or watching the job. An untracked job becomes `unknown`: nothing follows
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -41,20 +41,31 @@ class Controlled:
     status: Status
 
 
-async def kill_jobs(store: AsyncStore, backend: Backend, jobs: Sequence[int]) -> list[Controlled]:
+async def kill_jobs(
+    store: AsyncStore,
+    backend: Backend,
+    jobs: Sequence[int],
+    each: Callable[[Controlled], object] = lambda _: None,
+) -> list[Controlled]:
     """Kill `jobs` of `backend` through it, one after the other inside its lifespan and under
     its call deadline, then store each as killed; a job that is not active is left alone.
+    `each` is told of every job as it is done.
 
     `GangamonError` naming the first job that is not the backend's or whose kill fails (the
-    ones before it are killed and stored). Cancelled: a kill under way is waited for (a kill is
-    a write), then its job is stored.
+    ones before it are killed, stored and told of). Cancelled: a kill under way is waited for
+    (a kill is a write), then its job is stored.
     """
     records = [_of_backend(await store.get(job), backend) for job in jobs]
-    done = []
+    done: list[Controlled] = []
+
+    def tell(controlled: Controlled) -> None:
+        done.append(controlled)
+        each(controlled)
+
     async with backend.lifespan():
         for record in records:
             if record.status not in ACTIVE:
-                done.append(Controlled(record.id, Done.ENDED, record.status))
+                tell(Controlled(record.id, Done.ENDED, record.status))
                 continue
             ref = JobRef(record.id, record.backend_id or "", record.status, record.native_status)
             try:
@@ -66,7 +77,7 @@ async def kill_jobs(store: AsyncStore, backend: Backend, jobs: Sequence[int]) ->
                 ) from None
             except GangamonError as e:
                 raise GangamonError(f"job {record.id}: {e}") from None
-            done.append(await _move(store, record, Status.KILLED, "killed", Done.KILLED))
+            tell(await _move(store, record, Status.KILLED, "killed", Done.KILLED))
     return done
 
 

@@ -54,12 +54,11 @@ def _by_backend(settings: Settings, tokens: Sequence[str]) -> dict[Backend, list
     return grouped
 
 
-def _say(done: list[Controlled]) -> None:
-    for c in done:
-        if c.done is Done.ENDED:
-            click.echo(f"job {c.job}: {c.status.value} already, left alone")
-        else:
-            click.echo(f"job {c.job}: {c.done.value}")
+def _say(c: Controlled) -> None:
+    if c.done is Done.ENDED:
+        click.echo(f"job {c.job}: {c.status.value} already, left alone")
+    else:
+        click.echo(f"job {c.job}: {c.done.value}")
 
 
 @click.command(help=f"Kill JOBS through their backends. {_JOBS_HELP}")
@@ -72,7 +71,7 @@ def kill(settings: Settings, jobs: tuple[str, ...]) -> None:
         store = AsyncStore(Store(settings.store))
         try:
             for backend, mine in grouped.items():
-                _say(await kill_jobs(store, backend, mine))
+                await kill_jobs(store, backend, mine, _say)
         finally:
             await store.aclose()
 
@@ -91,7 +90,8 @@ def untrack(settings: Settings, jobs: tuple[str, ...]) -> None:
     async def untracking() -> None:
         store = AsyncStore(Store(settings.store))
         try:
-            _say(await untrack_jobs(store, wanted))
+            for done in await untrack_jobs(store, wanted):
+                _say(done)
         finally:
             await store.aclose()
 
