@@ -58,8 +58,8 @@ class BackendHistograms:
 
     #: Seconds from a change at the backend (where it says when) to its being stored.
     detection: HistogramStatistics
-    #: Seconds each successful poll took (none for a backend that does not poll).
-    poll_duration: HistogramStatistics
+    #: Seconds each successful poll took; None for a backend that does not poll.
+    poll_duration: HistogramStatistics | None
 
 
 class Monitor:
@@ -363,7 +363,7 @@ class Monitor:
         return {
             name: BackendHistograms(
                 self._writer.backend_detection[name].statistics(),
-                runner.sweeper.poll_duration.statistics(),
+                runner.sweeper.poll_duration.statistics() if runner.backend.polls else None,
             )
             for name, runner in self._runners.items()
         }

@@ -34,7 +34,7 @@ from ..sim import dirac_cfg
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
 from ._check import unknown_ids
-from ._config import Config, build_backends, load_config
+from ._config import Config, address_problem, build_backends, load_config
 from ._demo import main as demo_main
 from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
@@ -122,17 +122,37 @@ def cli(
     ctx.obj = Settings(config_path, store)
 
 
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (problem := address_problem(value)) is not None:
+        raise click.BadParameter(f"{value!r}: {problem}", ctx, param)
+    return value
+
+
 @cli.command()
 @click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),
-    help="Serve Prometheus metrics on 127.0.0.1:PORT [default: the config's metrics_port].",
+    help="Serve Prometheus metrics on this port [default: the config's metrics_port].",
+)
+@click.option(
+    "--metrics-address",
+    metavar="ADDR",
+    callback=_address,
+    help="The IP address or host name the metrics are served on "
+    "[default: the config's metrics_address, else 127.0.0.1].",
 )
 @pass_settings
-def run(settings: Settings, metrics_port: int | None) -> None:
+def run(settings: Settings, metrics_port: int | None, metrics_address: str | None) -> None:
     """Monitor the store's jobs until SIGINT or SIGTERM; then stop gracefully."""
-    config = dataclasses.replace(settings.config, store=settings.store)
-    trio.run(partial(run_service, config, metrics_port=metrics_port or config.metrics_port))
+    config = dataclasses.replace(
+        settings.config,
+        store=settings.store,
+        metrics_address=metrics_address or settings.config.metrics_address,
+    )
+    metrics_port = metrics_port or config.metrics_port
+    if metrics_address is not None and metrics_port is None:
+        raise click.UsageError("--metrics-address needs a port: --metrics-port or metrics_port")
+    trio.run(partial(run_service, config, metrics_port=metrics_port))
 
 
 @cli.command()
