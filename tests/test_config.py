@@ -19,6 +19,7 @@ def test_no_file_means_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert config.store == Path("~/gangamon/jobs.sqlite").expanduser()
     assert config.grace == 5.0
     assert config.metrics_port is None
+    assert config.metrics_address == "127.0.0.1"
     [local] = build_backends(config)
     assert isinstance(local, LocalBackend)
     assert local.root == Path("~/gangamon/local").expanduser()
@@ -119,3 +120,26 @@ def test_more_bad_values(text: str, says: str) -> None:
 def test_dips_goes_with_the_dirac_client() -> None:
     config = parse_config('[backends.dirac]\nurl = "dips://h:9135"\ntransport = "client"')
     assert config.backends["dirac"][0] == "dirac"
+
+
+@pytest.mark.parametrize("address", ["::1", "0.0.0.0", "localhost", "monitor-1.example.org"])
+def test_the_metrics_address_is_an_ip_address_or_a_host_name(address: str) -> None:
+    config = parse_config(f'metrics_port = 9100\nmetrics_address = "{address}"\n')
+    assert (config.metrics_port, config.metrics_address) == (9100, address)
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("a b", "expected an IP address or a host name"),
+        ("-x.org", "expected an IP address or a host name"),
+        ("9100", "expected an IP address or a host name"),
+        ("x" * 64, "expected an IP address or a host name"),
+        ("[::1]", "expected an IP address or a host name"),
+        ("localhost:9100", "the port goes in metrics_port (--metrics-port), not in the address"),
+    ],
+)
+def test_a_bad_metrics_address_is_named(address: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'metrics_address = "{address}"\n', source="c.toml")
+    assert str(caught.value) == f"c.toml: metrics_address = {address!r}: {says}"

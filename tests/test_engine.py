@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 import trio.testing
@@ -608,6 +609,57 @@ async def test_statistics_describe_each_backend(
     assert (after.jobs, after.in_flight, after.last_poll_latency) == (250, 0, 2.0)
     assert after.calls == 3  # 250 jobs in chunks of 100, one sweep so far
     assert after.jobs_by_status == {S.SUBMITTED: 250}
+
+
+async def test_a_polls_duration_leaves_out_its_wait_for_the_limiter(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    # One call at a time: the third chunk waits 4 s for its turn, then takes 2 s.
+    grid = FakeGrid(latency=2.0, concurrency=1)
+    store.add_jobs(jobs_on("grid", 250))
+    async with open_monitor(store, [grid]) as monitor:
+        await trio.sleep(7)
+        grid.fail_polls = 3  # the next sweep fails: its polls are not timed
+        await trio.sleep(10)
+        stats = monitor.statistics().backends["grid"]
+        polls = monitor.histograms()["grid"].poll_duration
+    assert polls is not None
+    assert stats.last_poll_latency == 2.0
+    assert (polls.count, polls.sum) == (3, 6.0)
+    assert dict(polls.buckets)[1.0] == 0
+    assert dict(polls.buckets)[2.5] == 3
+
+
+class Dated(FakeGrid):
+    """Says that each change it reports happened `ago` seconds before the poll answered."""
+
+    def __init__(self, name: str, ago: float) -> None:
+        super().__init__(name)
+        self.ago = ago
+
+    async def poll(self, jobs: Sequence[JobRef]) -> Sequence[Update]:
+        updates = await super().poll(jobs)
+        return [msgspec.structs.replace(u, changed=time.time() - self.ago) for u in updates]
+
+
+async def test_detection_delays_are_kept_per_backend_and_for_all(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    slow, quick = Dated("slow", ago=100), Dated("quick", ago=1)
+    async with open_monitor(store, [slow, quick]) as monitor:
+        [on_slow] = await monitor.track(jobs_on("slow", 1))
+        [on_quick] = await monitor.track(jobs_on("quick", 1))
+        slow.truth["slow-0"] = quick.truth["quick-0"] = S.RUNNING
+        await monitor.wait_for(on_slow, [S.RUNNING], timeout=30)
+        await monitor.wait_for(on_quick, [S.RUNNING], timeout=30)
+        by_backend = monitor.histograms()
+    detection = {name: dict(h.detection.buckets) for name, h in by_backend.items()}
+    assert (detection["slow"][60], detection["slow"][120]) == (0, 1)
+    assert (detection["quick"][0.5], detection["quick"][2.5]) == (0, 1)
+    everything = monitor.detection.statistics()
+    assert everything.count == 2
+    assert everything.sum == pytest.approx(101, abs=1)
+    assert by_backend["slow"].poll_duration is not None
 
 
 async def test_monitor_cannot_run_twice_at_once(store: Store) -> None:

@@ -53,8 +53,8 @@ async def test_run_picks_up_tracked_jobs_serves_metrics_and_stops_on_sigterm(
         async with httpx.AsyncClient() as client:
             reply = await client.get(f"http://127.0.0.1:{port}/metrics")
         assert reply.status_code == 200
-        assert 'gangamon_backend_up{backend="local"} 1' in reply.text
-        assert "gangamon_detection_seconds_count 1" in reply.text
+        assert 'gangamon_backend_up{backend="local"} 1.0' in reply.text
+        assert 'gangamon_detection_delay_seconds_count{backend="local"} 1.0' in reply.text
         os.kill(os.getpid(), signal.SIGTERM)
     # Stopped gracefully: the snapshot is gone, the store holds the job's history.
     assert not statistics_path(store_path).exists()

@@ -185,6 +185,24 @@ async def test_a_done_job_outlives_a_long_outage_of_its_download_and_completes(
     assert (outbox.counts.errors, outbox.counts.finalised) == (40, 1)
 
 
+async def test_finalisations_waiting_to_retry_and_given_up_are_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    grid = Flaky(failures=math.inf, restart_delay=1.0, latency=0.0, finalise_retry_limit=3600.0)
+    outbox, receive = outbox_on(JobTable())
+    tasks = JobTasks(grid, outbox)
+    async with trio.open_nursery() as nursery:
+        tasks.open(nursery)
+        for job in (1, 2):
+            tasks.start(JobRef(job, f"grid-{job}", Status.COMPLETING, "Done"))
+        await trio.sleep(60)
+        assert (tasks.retrying(), outbox.counts.finalise_failed) == (2, 0)
+        reports = [await receive.receive() for _ in range(2)]
+    assert [r.update.status for r in reports] == [Status.FAILED] * 2
+    assert (tasks.retrying(), outbox.counts.finalise_failed) == (0, 2)
+    assert outbox.counts.finalised == 0
+
+
 async def test_a_download_failing_past_the_retry_limit_fails_the_job_with_the_reason(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -26,7 +26,7 @@ import trio
 
 from ._astore import AsyncStore
 from ._errors import GangamonError, UnknownJob, single_exception
-from ._histogram import Histogram
+from ._histogram import Histogram, HistogramStatistics
 from ._status import ACTIVE, Status
 from ._store import JournalEntry, NewJob, Outcome, Store
 from ._subscribe import Subscription
@@ -49,6 +49,17 @@ class MonitorStatistics:
     #: Reports older than one already applied to the same job.
     out_of_order: int
     subscribers: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHistograms:
+    """One backend's histograms. Apart from `MonitorStatistics`, which `gangamon run` writes
+    as JSON for `watch`: JSON has no spelling for the +Inf bound of a bucket."""
+
+    #: Seconds from a change at the backend (where it says when) to its being stored.
+    detection: HistogramStatistics
+    #: Seconds each successful poll took; None for a backend that does not poll.
+    poll_duration: HistogramStatistics | None
 
 
 class Monitor:
@@ -91,7 +102,8 @@ class Monitor:
 
     @property
     def detection(self) -> Histogram:
-        """Seconds from a change at the backend (where it says when) to its being stored."""
+        """Seconds from a change at the backend (where it says when) to its being stored, for
+        every backend (`histograms()` has them by backend)."""
         return self._writer.detection
 
     # -- running ---------------------------------------------------------------------------
@@ -352,6 +364,16 @@ class Monitor:
             out_of_order=writer.out_of_order,
             subscribers=len(writer.subscribers),
         )
+
+    def histograms(self) -> dict[str, BackendHistograms]:
+        """Each backend's histograms, by name."""
+        return {
+            name: BackendHistograms(
+                self._writer.backend_detection[name].statistics(),
+                runner.sweeper.poll_duration.statistics() if runner.backend.polls else None,
+            )
+            for name, runner in self._runners.items()
+        }
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""A histogram of fixed buckets, as Prometheus exposes one: the engine's detection latency."""
+"""A histogram of fixed buckets, as Prometheus exposes one: detection delays, poll durations."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from itertools import accumulate, pairwise
 
 #: Upper bounds (seconds) for detection latency: a local exit in ms to a slow DIRAC sweep.
 DETECTION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, math.inf)
+#: Upper bounds (seconds) for a poll: a local squeue in ms to DIRAC at its 120 s deadline.
+POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, math.inf)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,10 @@ class JobTasks:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
 
+    def retrying(self) -> int:
+        """How many finalisations wait out their backoff before another try."""
+        return sum(f.due is not None for f in self._finalisations.values())
+
     def open(self, nursery: trio.Nursery | None) -> None:
         """Start tasks in `nursery` from now on; None: start none (the finalisations waiting
         are dropped: a restart starts them afresh from the table of tracked jobs)."""
@@ -228,6 +232,7 @@ class JobTasks:
             finalisation.due = now + delay
             heapq.heappush(self._later, (finalisation.due, next(self._order), job.id))
             return None
+        self.counts.finalise_failed += 1
         log.warning(
             "backend %s: job %d failed finalisation: %s",
             self.backend.name,

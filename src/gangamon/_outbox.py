@@ -45,6 +45,8 @@ class CallCounts:
     in_flight: int = 0
     #: Finalisations that succeeded (for DIRAC: output sandboxes downloaded).
     finalised: int = 0
+    #: Finalisations given up on (the job failed with the reason).
+    finalise_failed: int = 0
     last_poll_latency: float | None = None
     #: When a poll last succeeded (Unix time).
     last_success: float | None = None

@@ -54,6 +54,9 @@ class BackendStatistics:
     credentials_expiry: float | None = None
     #: Of the calls, those that asked which jobs had changed (`Backend.changed`).
     delta_calls: int = 0
+    #: Finalisations given up on (the job failed), and those waiting to try again.
+    finalise_failed: int = 0
+    finalise_retrying: int = 0
     #: Whether the backend is polled (else its jobs are watched: no sweeps, no interval).
     polls: bool = True
 
@@ -143,6 +146,8 @@ class BackendRunner:
             limiter_total=int(limiter.total_tokens),
             finalising=self.tasks.finalise_limiter.borrowed_tokens,
             finalised=counts.finalised,
+            finalise_failed=counts.finalise_failed,
+            finalise_retrying=self.tasks.retrying(),
             jobs_by_status=self.jobs.by_status(),
             last_poll_latency=counts.last_poll_latency,
             interval=self.sweeper.interval,

@@ -16,6 +16,7 @@ from typing import TypeVar
 import trio
 
 from ._errors import single_exception
+from ._histogram import POLL_BUCKETS, Histogram
 from ._jobtable import JobTable
 from ._outbox import Outbox
 from ._status import Status
@@ -35,6 +36,8 @@ class Sweeper:
         self.outbox = outbox
         self.counts = outbox.counts
         self.limiter = trio.CapacityLimiter(self.settings.concurrency)
+        #: Seconds each successful poll took, from holding a limiter token to its answer.
+        self.poll_duration = Histogram(POLL_BUCKETS)
         #: The sweep interval now (backed off after errors).
         self.interval = self.settings.poll_interval
         self._fresh: set[int] = set()
@@ -170,25 +173,27 @@ class Sweeper:
     async def _poll_chunk(self, chunk: list[JobRef], failures: list[bool]) -> None:
         started = trio.current_time()
         updates, problem = await self._call(
-            f"poll of {len(chunk)} jobs", lambda: self.backend.poll(chunk)
+            f"poll of {len(chunk)} jobs", lambda: self.backend.poll(chunk), timed=True
         )
         if problem is not None:
             failures.append(True)
             self.counts.problem = f"poll {problem}"
             return
-        self.counts.last_poll_latency = trio.current_time() - started
         self.counts.succeeded()
         await self.outbox.forward(updates, {j.id for j in chunk}, started)
 
     async def _call(
-        self, what: str, call: Callable[[], Awaitable[T]]
+        self, what: str, call: Callable[[], Awaitable[T]], *, timed: bool = False
     ) -> tuple[T | None, str | None]:
         """One call of the backend under its limiter and deadline, counted: (its result,
-        None), or (None, what went wrong), logged."""
+        None), or (None, what went wrong), logged. `timed`: a poll, whose duration on success
+        goes to `poll_duration` and `last_poll_latency`."""
         counts, deadline_s = self.counts, self.settings.call_deadline
         async with self.limiter:
             counts.calls += 1
             counts.in_flight += 1
+            # Timed from here: a wait for the limiter is the sweep's queue, not the backend.
+            began = trio.current_time()
             try:
                 with trio.move_on_after(deadline_s) as deadline:
                     result = await call()
@@ -199,6 +204,9 @@ class Sweeper:
                 problem = f"failed: {describe(exc)}"
             else:
                 if not deadline.cancelled_caught:
+                    if timed:
+                        counts.last_poll_latency = trio.current_time() - began
+                        self.poll_duration.observe(counts.last_poll_latency)
                     return result, None
                 counts.timeouts += 1
                 problem = f"passed its {deadline_s:g} s deadline"

@@ -95,8 +95,10 @@ class Writer:
         self.subscribers: set[Subscription] = set()
         self.callbacks: list[Callable[[JournalEntry], object]] = []
         self._waiters: dict[int, list[tuple[frozenset[Status], trio.Event]]] = {}
-        #: Seconds from a change at the backend (where it says when) to its being stored.
+        #: Seconds from a change at the backend (where it says when) to its being stored:
+        #: of every backend, and of each by name.
         self.detection = Histogram()
+        self.backend_detection = {name: Histogram() for name in runners}
         self.batches = self.applied = self.illegal = self.out_of_order = 0
 
     # -- the task --------------------------------------------------------------------------
@@ -248,6 +250,7 @@ class Writer:
                 self.applied += 1
                 if changed is not None:
                     self.detection.observe(stored_at - changed)
+                    self.backend_detection[runner.name].observe(stored_at - changed)
                 runner.jobs.observed[t.job] = observed
                 self._stored(runner, ref_of(t.job, tracked.backend_id, t.new, t.native_status))
             elif result is Outcome.STALE:

@@ -27,7 +27,7 @@ from .._status import Status
 from .._store import NewJob, Store
 from ._app import FAILED, Settings, cli, pass_settings
 from ._check import unknown_ids
-from ._config import build_backends
+from ._config import address_problem, build_backends
 from ._demo import main as demo_main
 from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
@@ -71,17 +71,37 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
 
 
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (problem := address_problem(value)) is not None:
+        raise click.BadParameter(f"{value!r}: {problem}", ctx, param)
+    return value
+
+
 @cli.command()
 @click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),
-    help="Serve Prometheus metrics on 127.0.0.1:PORT [default: the config's metrics_port].",
+    help="Serve Prometheus metrics on this port [default: the config's metrics_port].",
+)
+@click.option(
+    "--metrics-address",
+    metavar="ADDR",
+    callback=_address,
+    help="The IP address or host name the metrics are served on "
+    "[default: the config's metrics_address, else 127.0.0.1].",
 )
 @pass_settings
-def run(settings: Settings, metrics_port: int | None) -> None:
+def run(settings: Settings, metrics_port: int | None, metrics_address: str | None) -> None:
     """Monitor the store's jobs until SIGINT or SIGTERM; then stop gracefully."""
-    config = dataclasses.replace(settings.config, store=settings.store)
-    trio.run(partial(run_service, config, metrics_port=metrics_port or config.metrics_port))
+    config = dataclasses.replace(
+        settings.config,
+        store=settings.store,
+        metrics_address=metrics_address or settings.config.metrics_address,
+    )
+    metrics_port = metrics_port or config.metrics_port
+    if metrics_address is not None and metrics_port is None:
+        raise click.UsageError("--metrics-address needs a port: --metrics-port or metrics_port")
+    trio.run(partial(run_service, config, metrics_port=metrics_port))
 
 
 @cli.command()

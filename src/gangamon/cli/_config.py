@@ -10,6 +10,7 @@ proxies, URLs and commands are checked when the monitor starts, or by `gangamon 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -35,6 +36,8 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     #: Seconds that calls in flight get to finish when stopping.
     grace: Seconds = 5.0
     metrics_port: Port | None = None
+    #: Where the metrics are served: an IP address or a host name of this machine.
+    metrics_address: str = "127.0.0.1"
     #: Each table is one backend, named by its key; `type` defaults to the key.
     backends: dict[str, Any] = {}
 
@@ -44,6 +47,7 @@ class Config:
     store: Path
     grace: float
     metrics_port: int | None
+    metrics_address: str
     #: Backend name -> (its kind's name, its table).
     backends: dict[str, tuple[str, Polling]]
     source: str
@@ -77,6 +81,8 @@ def parse_config(text: bytes | str, *, source: str = "<config>") -> Config:
     except msgspec.DecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
     top = _convert(raw, _File, source, "")
+    if (problem := address_problem(top.metrics_address)) is not None:
+        raise ConfigError(f"{source}: metrics_address = {top.metrics_address!r}: {problem}")
     backends: dict[str, tuple[str, Polling]] = {}
     for name, table in (top.backends or {"local": {}}).items():
         where = f"backends.{name}"
@@ -104,9 +110,34 @@ def parse_config(text: bytes | str, *, source: str = "<config>") -> Config:
         store=Path(top.store).expanduser(),
         grace=top.grace,
         metrics_port=top.metrics_port,
+        metrics_address=top.metrics_address,
         backends=backends,
         source=source,
     )
+
+
+#: RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?",
+    re.ASCII,
+)
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` cannot be listened on by name (an IP address or a host name), or None."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        pass
+    else:
+        return None
+    if re.fullmatch(r"[^:]+:[0-9]+", address, re.ASCII):
+        return "the port goes in metrics_port (--metrics-port), not in the address"
+    # Digits and dots that are no IP address ("127.1", "9100") the resolver would read as one.
+    if _HOST_NAME.fullmatch(address) and not re.fullmatch(r"[0-9.]+", address, re.ASCII):
+        return None
+    return "expected an IP address or a host name"
 
 
 def _convert(raw: object, kind: type[T], source: str, where: str) -> T:

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import msgspec
 import trio
+from prometheus_client import generate_latest
 
 from .._engine import Monitor, MonitorStatistics
 from .._errors import StoreError
 from .._store import Store
 from .._storelock import holding
 from ._config import Config, build_backends
-from ._metrics import exposition, serve_metrics
+from ._metrics import metrics_registry
+from ._metrics_http import serve_metrics
 
 log = logging.getLogger("gangamon.run")
 
@@ -65,6 +67,7 @@ async def serve(
     task_status: trio.TaskStatus[Monitor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Monitor until SIGINT or SIGTERM (must run in the main thread), then stop gracefully.
+    With `metrics_port`, serve Prometheus metrics on it at `config.metrics_address`.
 
     Errors that stop it before it starts (the store, another monitor holding it, the metrics
     port) leave nothing behind.
@@ -84,8 +87,15 @@ async def serve(
             async with trio.open_nursery() as nursery:
                 async with trio.open_nursery() as helpers:
                     if metrics_port is not None:
-                        render = partial(_metrics_text, monitor)
-                        await helpers.start(partial(serve_metrics, render, port=metrics_port))
+                        registry = metrics_registry(monitor.statistics, monitor.histograms)
+                        await helpers.start(
+                            partial(
+                                serve_metrics,
+                                partial(generate_latest, registry),
+                                port=metrics_port,
+                                host=config.metrics_address,
+                            )
+                        )
                     await nursery.start(monitor.run)
                     waiting = trio.CancelScope()
                     helpers.start_soon(_follow_store, monitor, watch, waiting)
@@ -137,10 +147,6 @@ class _StoreWatch:
 def _identity(path: Path) -> tuple[int, int]:
     st = path.stat()
     return (st.st_dev, st.st_ino)
-
-
-def _metrics_text(monitor: Monitor) -> str:
-    return exposition(monitor.statistics(), monitor.detection)
 
 
 async def _follow_store(monitor: Monitor, watch: _StoreWatch, waiting: trio.CancelScope) -> None:
