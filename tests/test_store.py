@@ -324,16 +324,15 @@ def test_an_active_backend_id_is_held_by_one_job_whoever_adds_it(tmp_path: Path)
         with pytest.raises(DuplicateJob, match=f"dirac:7 is already watched, as job {held}"):
             store.add_jobs([NewJob("dirac", "8", S.SUBMITTED), NewJob("dirac", "7", S.RUNNING)])
         assert [j.backend_id for j in store.jobs()] == ["7"]
-        with (
-            closing(sqlite3.connect(path)) as db,
-            db,
-            pytest.raises(sqlite3.IntegrityError, match="UNIQUE"),
-        ):
-            db.execute(
-                "INSERT INTO jobs (backend, backend_id, status, created, updated)"
-                " VALUES ('dirac', '7', 'running', 0, 0)"
-            )
-    assert path.read_bytes() == before
+        # A writer of its own, closed after the comparison: its close would checkpoint.
+        with closing(sqlite3.connect(path)) as db:
+            with db, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+                db.execute(
+                    "INSERT INTO jobs (backend, backend_id, status, created, updated)"
+                    " VALUES ('dirac', '7', 'running', 0, 0)"
+                )
+            store.close()
+            assert path.read_bytes() == before
 
 
 def test_a_finished_run_shares_its_id_but_cannot_come_back_beside_an_active_one(
