@@ -84,7 +84,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def fuzz(session: nox.Session) -> None:
-    """The Hypothesis tests under the `fuzz` profile: thousands of examples each."""
+    """The Hypothesis tests (Hypothesis marks them `hypothesis`) under the `fuzz` profile:
+    thousands of examples each. The other tests, the same under any profile, ran in `tests`."""
     _install(session, "fuzz")
     session.run(
         "pytest",
@@ -92,7 +93,7 @@ def fuzz(session: nox.Session) -> None:
         "-o",
         "faulthandler_timeout=1800",
         "-m",
-        "not realtime",
+        "hypothesis and not realtime",
         *session.posargs,
     )
 

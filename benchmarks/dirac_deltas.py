@@ -14,6 +14,12 @@ time of the change to the store's time of its journal row). Beside them, Ganga's
 computed (reference/ganga-dirac.md): 2 calls per 1000 jobs per 50 s poll, plus 4.8 calls per
 job that ends. Goal (issue 17): deltas at most 1/20 of the full sweeps' calls and server
 time, detection p50 at most 5 s, for both transports.
+
+Quick mode (CI) watches 20,000 jobs with full sweeps every 2 min, over one such period. Its
+detection is that of the full mode (it depends on the intervals, not on how many jobs), but
+its ratios are not: what deltas cost every interval is the same for any number of jobs, while
+full sweeps cost in proportion to it. So quick mode prints its ratios and judges only the
+detection; full mode judges all three.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from ._dirac_sim_child import LATENCY, SimControl, sim_process
 from ._summary import Goal
 
 JOBS = 100_000
+QUICK_JOBS, QUICK_FULL_SWEEP = 20_000, 120.0
 PER_MINUTE = 0.01
 FULL_SWEEP = DIRAC_SETTINGS.full_sweep
 #: Ganga's [PollThread] Dirac interval, its RPCs per chunk of 1000, its calls per ended job.
@@ -56,10 +63,12 @@ LABELS = {
 
 
 def measure(
-    *, quick: bool = False, jobs: int = JOBS, window: float | None = None
+    *, quick: bool = False, jobs: int | None = None, window: float | None = None
 ) -> dict[str, Any]:
     """`window`: seconds measured (default: one full-sweep period, three in full mode)."""
-    window = window or (1 if quick else 3) * FULL_SWEEP
+    jobs = jobs or (QUICK_JOBS if quick else JOBS)
+    full_sweep = QUICK_FULL_SWEEP if quick else FULL_SWEEP
+    window = window or (1 if quick else 3) * full_sweep
     with (
         tempfile.TemporaryDirectory(prefix="gangamon-deltas-") as tmp,
         contextlib.ExitStack() as stack,
@@ -74,9 +83,10 @@ def measure(
             with Store(path) as store:
                 store.add_jobs([NewJob("dirac", str(i), Status.SUBMITTED) for i in ids[name]])
         runs = {
-            name: stack.enter_context(_run(name, sims[name], stores[name], root)) for name in ARMS
+            name: stack.enter_context(_run(name, sims[name], stores[name], root, full_sweep))
+            for name in ARMS
         }
-        # The warm-up: each arm's first full sweep (100 calls of 1000 ids) and its writes.
+        # The warm-up: each arm's first full sweep (a call per 1000 ids) and its writes.
         time.sleep(2 * DIRAC_SETTINGS.poll_interval + 40.0)
         before = {name: _served(c) for name, c in controls.items()}
         start = time.time()
@@ -110,6 +120,8 @@ def measure(
     figures["ganga"] = _ganga(jobs, ends / hours)
     figures.update(
         jobs=jobs,
+        quick=quick,
+        full_sweep_seconds=full_sweep,
         per_minute=PER_MINUTE,
         window_seconds=window,
         changes_per_hour=len(first) / hours,
@@ -120,15 +132,17 @@ def measure(
 
 @contextlib.contextmanager
 def _run(
-    name: str, facts: dict[str, Any], store: Path, root: Path
+    name: str, facts: dict[str, Any], store: Path, root: Path, full_sweep: float
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`gangamon run` of arm `name` on `store`, against the simulator of `facts`."""
+    """`gangamon run` of arm `name` on `store`, against the simulator of `facts`, sweeping
+    every job every `full_sweep` seconds between deltas."""
     config = root / f"{name}.toml"
     config.write_text(
         f'store = "{store}"\n[backends.dirac]\nurl = "{facts["https"]}"\n'
         f'proxy = "{facts["proxy"]}"\nca = "{facts["ca_file"]}"\n'
         f'diracx_credentials = "{facts["diracx_credentials"]}"\n'
-        f'download_output = false\noutput_dir = "{root / "out"}"\n{ARMS[name]}'
+        f'download_output = false\noutput_dir = "{root / "out"}"\nfull_sweep = {full_sweep}\n'
+        f"{ARMS[name]}"
     )
     with (root / f"{name}.log").open("wb") as log:
         command = [sys.executable, "-m", "gangamon", "--config", str(config), "run"]
@@ -195,8 +209,9 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"dirac deltas: {r['jobs']:,} tracked DIRAC jobs, {r['changes_per_hour']:,.0f} changes "
         f"of status an hour ({r['changes_per_hour'] / r['jobs'] / 60:.2%} of the jobs a "
-        f"minute), {r['window_seconds'] / 60:.0f} min window, each `gangamon run` against a "
-        "simulator of its own"
+        f"minute), full sweeps every {r['full_sweep_seconds'] / 60:g} min with deltas, a "
+        f"{r['window_seconds'] / 60:g} min window, each `gangamon run` against a simulator of "
+        "its own"
     )
     print(f"  {'pattern':<27} {'calls/h':>9} {'server s/h':>11} {'detect p50':>11} {'p99':>7}")
     for name in (*ARMS, "ganga"):
@@ -231,11 +246,14 @@ def goals(r: dict[str, Any]) -> list[Goal]:
         server = arm["server_seconds_per_hour"] / full["server_seconds_per_hour"]
         p50 = arm["detection"]["p50"]
         where = f"{LABELS[name]} ({r['jobs']:,} jobs, 1 %/min)"
+        # The ratios of quick mode are not those of the goal's 100,000 jobs (the docstring).
+        judged = not r["quick"]
+        note = "" if judged else f" (quick; judged in full mode, {JOBS:,} jobs)"
         found += [
-            Goal(f"{where}: calls vs full sweeps at 30 s", f"{calls:.3f}", f"<= {GOAL_RATIO:.2f}",
-                 calls <= GOAL_RATIO),
-            Goal(f"{where}: server time vs full sweeps", f"{server:.3f}", f"<= {GOAL_RATIO:.2f}",
-                 server <= GOAL_RATIO),
+            Goal(f"{where}: calls vs full sweeps at 30 s", f"{calls:.3f}{note}",
+                 f"<= {GOAL_RATIO:.2f}", calls <= GOAL_RATIO if judged else None),
+            Goal(f"{where}: server time vs full sweeps", f"{server:.3f}{note}",
+                 f"<= {GOAL_RATIO:.2f}", server <= GOAL_RATIO if judged else None),
             Goal(f"{where}: detection p50", _seconds(p50), f"<= {GOAL_P50:g} s",
                  p50 is not None and p50 <= GOAL_P50),
         ]  # fmt: skip
@@ -248,7 +266,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dirac_deltas")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--jobs", type=int, help=f"default {JOBS:,}, {QUICK_JOBS:,} with --quick")
     parser.add_argument("--window", type=float, help="seconds measured")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

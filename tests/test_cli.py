@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _fingerprint(path: Path) -> str:
     """The store's content (not its bytes: WAL checkpoints may move pages)."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         rows = [db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("jobs", "journal")]
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
@@ -268,7 +269,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
 ) -> None:
     (home / "ids.txt").write_text("17\n18 x19 # a typo\n")
     (home / "foreign.sqlite").touch()
-    with sqlite3.connect(home / "foreign.sqlite") as db:
+    with closing(sqlite3.connect(home / "foreign.sqlite")) as db, db:
         db.execute("CREATE TABLE photos (id INTEGER)")
     (home / "garbage.sqlite").write_bytes(b"not a database at all" * 100)
     (home / "empty.sqlite").touch()

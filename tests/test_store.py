@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,7 @@ def test_corrupt_file_is_refused_untouched(tmp_path: Path) -> None:
 
 def test_foreign_sqlite_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE photos (id INTEGER)")
     db.close()
     before = _snapshot(path)
@@ -323,12 +324,15 @@ def test_an_active_backend_id_is_held_by_one_job_whoever_adds_it(tmp_path: Path)
         with pytest.raises(DuplicateJob, match=f"dirac:7 is already watched, as job {held}"):
             store.add_jobs([NewJob("dirac", "8", S.SUBMITTED), NewJob("dirac", "7", S.RUNNING)])
         assert [j.backend_id for j in store.jobs()] == ["7"]
-        with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-            db.execute(
-                "INSERT INTO jobs (backend, backend_id, status, created, updated)"
-                " VALUES ('dirac', '7', 'running', 0, 0)"
-            )
-    assert path.read_bytes() == before
+        # A writer of its own, closed after the comparison: its close would checkpoint.
+        with closing(sqlite3.connect(path)) as db:
+            with db, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+                db.execute(
+                    "INSERT INTO jobs (backend, backend_id, status, created, updated)"
+                    " VALUES ('dirac', '7', 'running', 0, 0)"
+                )
+            store.close()
+            assert path.read_bytes() == before
 
 
 def test_a_finished_run_shares_its_id_but_cannot_come_back_beside_an_active_one(
@@ -394,7 +398,7 @@ def test_a_mistake_in_the_sql_is_not_taken_for_a_refused_write(tmp_path: Path) -
     # missing table would have been waited out as a full disk.
     store = Store(tmp_path / "jobs.sqlite")
     [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
-    with sqlite3.connect(tmp_path / "jobs.sqlite") as db:
+    with closing(sqlite3.connect(tmp_path / "jobs.sqlite")) as db, db:
         db.execute("DROP TABLE journal")
     with pytest.raises(sqlite3.OperationalError, match="no such table: journal") as raised:
         store.apply([Transition(job, S.SUBMITTED, S.RUNNING)])
