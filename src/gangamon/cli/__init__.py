@@ -10,7 +10,7 @@ import sys
 from .._extras import needs_extra
 
 # The packages of the cli extra that only the command brings (h11 comes with httpx anyway).
-_CLI_PACKAGES = frozenset({"click", "rich"})
+_CLI_PACKAGES = frozenset({"click", "rich", "prometheus_client"})
 
 
 def main(argv: list[str] | None = None) -> None:
