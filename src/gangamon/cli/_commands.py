@@ -28,13 +28,13 @@ from .._astore import AsyncStore
 from .._errors import GangamonError, single_exception
 from .._fetch import fetch_output
 from .._status import Status, parse_status
-from .._store import JobRecord, JournalEntry, NewJob, Store
+from .._store import JobRecord, JobStore, JournalEntry, NewJob, open_store
 from .._storelock import holder
 from ..sim import dirac_cfg
 from ..sim._certs import make_credentials
 from ..sim.dirac import DiracSim, LatencyModel
 from ._check import unknown_ids
-from ._config import Config, build_backends, load_config
+from ._config import Config, build_backends, load_config, store_location
 from ._demo import main as demo_main
 from ._doctor import examine
 from ._ids import BadJobId, parse_ids, read_id_file
@@ -77,7 +77,7 @@ def one_line(message: str) -> str:
 class Settings:
     """What the group's options say, for the commands."""
 
-    def __init__(self, config_path: Path | None, store: Path | None) -> None:
+    def __init__(self, config_path: Path | None, store: str | None) -> None:
         self._config_path = config_path
         self._store = store
         self._config: Config | None = None
@@ -89,15 +89,22 @@ class Settings:
         return self._config
 
     @property
-    def store(self) -> Path:
-        return self._store.expanduser() if self._store else self.config.store
+    def store(self) -> Path | str:
+        return store_location(self._store) if self._store else self.config.store
 
-    def existing_store(self) -> Store:
+    def existing_store(self) -> JobStore:
         """The store, which must exist, read only: reading commands never write."""
-        return Store(self.store, read_only=True)
+        return open_store(self.store, read_only=True)
 
 
 pass_settings = click.make_pass_decorator(Settings)
+
+
+def _store_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--store` as given: a URL, or a path that is not a directory."""
+    if value is not None and isinstance(where := store_location(value), Path) and where.is_dir():
+        raise click.BadParameter(f"{value!r} is a directory, not a store file.", ctx, param)
+    return value
 
 
 @click.group()
@@ -109,13 +116,16 @@ pass_settings = click.make_pass_decorator(Settings)
     help="Configuration file [default: $GANGAMON_CONFIG, else ~/.config/gangamon/config.toml].",
 )
 @click.option(
-    "--store", type=click.Path(dir_okay=False, path_type=Path), help="Job store (overrides config)."
+    "--store",
+    metavar="PATH|URL",
+    callback=_store_option,
+    help="Job store: an SQLite file, or postgresql://... (overrides config).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: everything).")
 @click.option("--log-json", is_flag=True, help="Log records as JSON lines.")
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: Path | None, store: Path | None, verbose: int, log_json: bool
+    ctx: click.Context, config_path: Path | None, store: str | None, verbose: int, log_json: bool
 ) -> None:
     """gangamon: job monitoring for Ganga-style job management."""
     configure_logs(verbose, as_json=log_json)
@@ -184,7 +194,7 @@ def track(
             raise BadJobId(
                 f"{backend} does not know {len(unknown)} of the ids ({shown}): none stored"
             )
-    with Store(settings.store) as store:
+    with open_store(settings.store) as store:
         added, known = store.add_new_jobs([NewJob(backend, i, Status(initial)) for i in wanted])
     where = f" (store ids {added[0]}-{added[-1]})" if added else ""
     skipped = f"; {known} were already tracked" if known else ""
@@ -235,6 +245,7 @@ def status(
             if (backend is None or name == backend) and (wanted is None or s == wanted):
                 counts.setdefault(name, {})[s.value] = n
         listed = store.jobs(backend=backend, statuses=[wanted]) if wanted is not None else []
+        where = store.where
     running = holder(settings.store)
     monitor = str(running) if running is not None else None
     if as_json:
@@ -242,7 +253,7 @@ def status(
             json.dumps({"counts": counts, "jobs": [_plain(r) for r in listed], "monitor": monitor})
         )
         return
-    table = Table(title=f"jobs in {settings.store}", title_justify="left")
+    table = Table(title=f"jobs in {where}", title_justify="left")
     table.add_column("backend")
     shown = [s.value for s in Status if any(s.value in c for c in counts.values())]
     for name in [*shown, "total"]:
@@ -277,6 +288,9 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
     path = settings.store
     store = AsyncStore(settings.existing_store())
     console = Console()
+    idle = "no monitor is running on this store (gangamon run)"
+    if not isinstance(path, Path):
+        idle = "a monitor's statistics are shown for SQLite stores only (gangamon status: who runs)"
 
     async def views() -> None:
         rates = CallRates()
@@ -286,9 +300,9 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
                 snapshot = read_snapshot(path)
                 health = None if snapshot is None else snapshot.statistics.backends
                 per_second = {} if snapshot is None else rates.update(snapshot.time, health or {})
-                note = "" if snapshot else "no monitor is running on this store (gangamon run)"
+                note = "" if snapshot else idle
                 view = await collect(
-                    store, f"gangamon watch - {path}", health=health,
+                    store, f"gangamon watch - {store.store.where}", health=health,
                     calls_per_second=per_second, note=note,
                 )  # fmt: skip
                 if live is not None:
@@ -315,7 +329,7 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
 def fetch_output_command(settings: Settings, jobs: tuple[int, ...]) -> None:
     """Download the output of JOBS (store ids) again; a job whose download had failed for good
     completes. Works beside a running `gangamon run`."""
-    with Store(settings.store, read_only=True) as reader:
+    with open_store(settings.store, read_only=True) as reader:
         by_backend: dict[str, list[int]] = {}
         for job in jobs:
             by_backend.setdefault(reader.get(job).backend, []).append(job)
@@ -325,7 +339,7 @@ def fetch_output_command(settings: Settings, jobs: tuple[int, ...]) -> None:
             raise GangamonError(f"backend {name!r} is not configured")
 
     async def fetch() -> None:
-        store = AsyncStore(Store(settings.store))
+        store = AsyncStore(open_store(settings.store))
         try:
             for name, mine in by_backend.items():
                 for done in await fetch_output(store, built[name], mine):
