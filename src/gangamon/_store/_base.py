@@ -81,7 +81,10 @@ def schema(*, key: str, real: str) -> list[str]:
 #: Bound parameters per statement: SQLite's default limit is 999 on old builds.
 IN_CHUNK = 900
 
-_JournalRow = tuple[int, str | None, str, str | None, str, float, str | None]
+#: job, old, new, native status, reason, time, details
+JournalRow = tuple[int, str | None, str, str | None, str, float, str | None]
+#: job, status, native status, how many transitions
+JobChange = tuple[int, str, str | None, int]
 
 
 class Rows(Protocol):
@@ -242,15 +245,27 @@ class JobStore(abc.ABC):
         self._update_masters({j.parent for j in jobs if j.parent is not None}, now)
         return ids
 
-    def _append_journal(self, rows: Sequence[_JournalRow]) -> None:
+    def _append_journal(self, rows: Sequence[JournalRow]) -> None:
         """Journal `rows` (job, old, new, native status, reason, time, details), in order."""
         if not rows:
             return
         first = self.last_seq() + 1
+        self._insert_journal([(seq, *row) for seq, row in enumerate(rows, start=first)])
+
+    def _insert_journal(self, rows: Sequence[tuple[int, *JournalRow]]) -> None:
+        """Insert journal rows (seq first)."""
         self._executemany(
             "INSERT INTO journal (seq, job, old, new, native_status, reason, time, details)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(seq, *row) for seq, row in enumerate(rows, start=first)],
+            rows,
+        )
+
+    def _update_jobs(self, rows: Sequence[JobChange], now: float) -> None:
+        """Set each job's (status, native status) at `now`, counting its transitions."""
+        self._executemany(
+            "UPDATE jobs SET status = ?, native_status = ?, updated = ?,"
+            " transitions = transitions + ? WHERE id = ?",
+            [(status, native, now, count, job) for job, status, native, count in rows],
         )
 
     def apply(self, batch: Sequence[Transition]) -> list[Outcome]:
@@ -276,7 +291,7 @@ class JobStore(abc.ABC):
         outcomes: list[Outcome] = []
         current = self._statuses({t.job for t in batch})
         changed: dict[int, tuple[Status, str | None, int]] = {}
-        journal: list[_JournalRow] = []
+        journal: list[JournalRow] = []
         for t in batch:
             outcome = judge(t, current.get(t.job))
             if outcome is Outcome.APPLIED and self._held(t.job, current[t.job][0], t.new, current):
@@ -291,11 +306,7 @@ class JobStore(abc.ABC):
             details = None if t.details is None else json.dumps(t.details)
             journal.append((t.job, old.value, t.new.value, t.native_status, t.reason, now, details))
         if changed:
-            self._executemany(
-                "UPDATE jobs SET status = ?, native_status = ?, updated = ?,"
-                " transitions = transitions + ? WHERE id = ?",
-                [(s.value, n, now, c, job) for job, (s, n, c) in changed.items()],
-            )
+            self._update_jobs([(j, s.value, n, c) for j, (s, n, c) in changed.items()], now)
         self._append_journal(journal)
         parents = {current[job][2] for job in changed}
         self._update_masters({p for p in parents if p is not None}, now)
