@@ -19,6 +19,7 @@ from typing import ClassVar
 from .._errors import StoreError, StoreUnwritable
 from .._status import Status
 from ._base import ACTIVE_ID_INDEX, ACTIVE_VALUES, JobStore, schema
+from ._filesystem import refuse_network_filesystem
 from ._records import Transition
 
 SCHEMA_VERSION = 4
@@ -81,7 +82,8 @@ class Store(JobStore):
     """A gangamon job store in one SQLite file. Not thread-safe: one caller at a time.
 
     Opening creates the file and its schema if the file is new or empty; a file of another
-    application, of a newer gangamon, or not an SQLite database raises `StoreError`.
+    application, of a newer gangamon, not an SQLite database, or on a network file system
+    raises `StoreError`.
     `read_only` opens an existing store for reading and changes nothing on disk: not a
     schema, not a journal file; anything but a regular file holding a store is refused.
     """
@@ -96,6 +98,7 @@ class Store(JobStore):
         super().__init__(clock=clock, read_only=read_only)
         self.path = Path(path)
         self.where = str(self.path)
+        refuse_network_filesystem(self.path)
         if read_only:
             _check_readable(self.path)
         target: str | Path = self.path
