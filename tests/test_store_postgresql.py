@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from gangamon import DuplicateJob, NewJob, Outcome, Status, StoreError, Transition
-from gangamon._errors import StoreUnwritable
+from gangamon._errors import StoreMissing, StoreUnwritable
 from gangamon._store import open_store, redacted
 from gangamon._store._postgres import SCHEMA_VERSION, PostgresStore
 
@@ -117,7 +117,7 @@ def test_a_newer_schema_is_refused(url: str) -> None:
 
 
 def test_read_only_creates_nothing_and_writes_nothing(url: str) -> None:
-    with pytest.raises(StoreError, match=r"not a gangamon store \(no schema"):
+    with pytest.raises(StoreMissing, match=r"no gangamon tables yet \(gangamon track or"):
         open_store(url, read_only=True)
     with psycopg.connect(url, autocommit=True) as db:
         count = db.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
@@ -209,3 +209,16 @@ def test_interrupt_rolls_back_a_write_waiting_for_the_lock(url: str) -> None:
             thread.join()
         assert [type(e) for e in failures] == [psycopg.errors.QueryCanceled]
         assert store.get(job).status == S.SUBMITTED
+
+
+def test_a_silent_server_is_noticed_unless_the_url_says_otherwise(url: str) -> None:
+    # Without keepalives a call blocked on a cut network waits for TCP's own timeout
+    # (minutes): the writer's retries and a bounded stop would wait with it.
+    for given, idle in ((url, "10"), (f"{url}&keepalives_idle=3", "3")):
+        with open_store(given) as store:
+            assert isinstance(store, PostgresStore)
+            parameters = store._db.info.get_parameters()
+            assert (parameters["keepalives_idle"], parameters["tcp_user_timeout"]) == (
+                idle,
+                "30000",
+            )

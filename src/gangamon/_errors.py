@@ -19,6 +19,10 @@ class StoreError(GangamonError):
         super().__init__(f"job store {self.where!r}: {problem}")
 
 
+class StoreMissing(StoreError):
+    """A store that is not there yet, for reading: `gangamon track` or `run` makes it."""
+
+
 class StoreUnwritable(StoreError):
     """A write the store refused for now: a full disk, a read-only mount, an I/O error, a
     lock held too long, a database server gone. Nothing of it was written."""

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from .._errors import StoreError, StoreUnwritable
+from .._errors import StoreError, StoreMissing, StoreUnwritable
 from ._base import ACTIVE_VALUES, JobChange, JobStore, JournalRow, schema
 from ._location import redacted
 
@@ -26,8 +26,19 @@ from ._location import redacted
 SCHEMA_VERSION = 1
 #: First key of the advisory locks gangamon takes: "ggmn" in ASCII.
 LOCK_CLASS = 0x67676D6E
-#: Seconds to wait for the server before giving up, unless the URL says otherwise.
-CONNECT_TIMEOUT = 10
+#: Connection parameters the URL may set otherwise: wait 10 s for the server; and notice a
+#: server gone silent (a network cut) within about 30 s, in a call or between calls, so that a
+#: call blocked on it ends (as StoreUnwritable) and stopping stays bounded.
+DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+#: Seconds `interrupt` waits for the server to take the cancel request.
+CANCEL_TIMEOUT = 2.0
 
 _SCHEMA = [
     *schema(key="BIGINT", real="DOUBLE PRECISION"),
@@ -43,10 +54,9 @@ def connect(
     the URL is wrong or the server will not have us."""
     try:
         given = psycopg.conninfo.conninfo_to_dict(url)
-        extra: dict[str, Any] = {"application_name": application_name}
-        if "connect_timeout" not in given:
-            extra["connect_timeout"] = CONNECT_TIMEOUT
-        db = psycopg.connect(url, autocommit=True, **extra)
+        extra = {k: v for k, v in DEFAULTS.items() if k not in given}
+        conninfo = psycopg.conninfo.make_conninfo(url, application_name=application_name, **extra)
+        db = psycopg.connect(conninfo, autocommit=True)
     except psycopg.Error as e:
         raise StoreError(redacted(url), f"cannot connect: {hidden(url, e)}") from None
     if read_only:
@@ -114,7 +124,9 @@ class PostgresStore(JobStore):
     def _prepare(self) -> None:
         version = self._version()
         if version is None and self.read_only:
-            raise StoreError(self.where, "not a gangamon store (no schema)")
+            raise StoreMissing(
+                self.where, "no gangamon tables yet (gangamon track or gangamon run makes them)"
+            )
         if version is None:
             with self._transaction():
                 if self._version() is None:  # checked again under the lock: another may have won
@@ -157,7 +169,10 @@ class PostgresStore(JobStore):
         return self
 
     def interrupt(self) -> None:
-        self._db.cancel_safe()
+        # A server that does not answer the cancel request leaves the statement to the
+        # keepalives, which end it within about 30 s.
+        with contextlib.suppress(psycopg.Error):
+            self._db.cancel_safe(timeout=CANCEL_TIMEOUT)
 
     # -- the connection ------------------------------------------------------------------
 

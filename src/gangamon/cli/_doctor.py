@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from .._errors import GangamonError, StoreError
+from .._errors import GangamonError, StoreError, StoreMissing
 from .._store import open_store
 from .._storelock import holder
 from ..backends._kind import Finding
@@ -62,11 +62,11 @@ def _database(url: str) -> Finding:
     try:
         with open_store(url, read_only=True) as store:
             where, jobs = store.where, sum(n for _, _, n in store.counts())
-    except StoreError as e:
-        if e.problem != "not a gangamon store (no schema)":
-            return Finding(False, "store", str(e))
+    except StoreMissing as e:
         says = f"{e.where}: reachable, no tables yet; gangamon run or track creates them"
         return Finding(True, "store", says)
+    except StoreError as e:
+        return Finding(False, "store", str(e))
     running = holder(url)
     monitor = f"a monitor runs on it ({running})" if running else "no monitor runs on it"
     return Finding(True, "store", f"{where}: {jobs:,} jobs; {monitor}")
