@@ -10,14 +10,15 @@ import json
 import random
 import sys
 
-from gangamon import TRANSITIONS, NewJob, Status, Store, Transition
+from gangamon import TRANSITIONS, NewJob, Status, Transition
+from gangamon._store import open_store
 
 JOBS = 60
 
 
 def main(path: str, seed: int) -> None:
     rng = random.Random(seed)
-    store = Store(path)
+    store = open_store(path)
     if not store.jobs():
         [master] = store.add_jobs([NewJob("dirac", None, Status.SUBMITTED)])
         store.add_jobs(

@@ -1,4 +1,5 @@
-"""SIGKILL a process writing transitions at random moments; every reported commit survives."""
+"""SIGKILL a process writing transitions at random moments; every reported commit survives,
+in an SQLite file and in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from gangamon import Status, Store
+from gangamon import Status
+from gangamon._store import open_store
+
+from .stores import KINDS, fresh_location
 
 KILLS = 25
 WRITER = Path(__file__).with_name("crash_writer.py")
 
 
-def _run_until_killed(path: Path, seed: int, after_batches: int) -> list[dict[str, object]]:
+def _run_until_killed(where: str | Path, seed: int, after_batches: int) -> list[dict[str, object]]:
     """Start the writer, let it report `after_batches` commits, SIGKILL it mid-stream."""
     child = subprocess.Popen(
-        [sys.executable, str(WRITER), str(path), str(seed)],
+        [sys.executable, str(WRITER), str(where), str(seed)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -40,14 +44,19 @@ def _run_until_killed(path: Path, seed: int, after_batches: int) -> list[dict[st
 
 
 @pytest.mark.realtime
-def test_sigkilled_writer_loses_no_reported_transition(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite"
+@pytest.mark.parametrize("kind", KINDS)
+def test_sigkilled_writer_loses_no_reported_transition(tmp_path: Path, kind: str) -> None:
+    with fresh_location(kind, tmp_path) as where:
+        _kill_and_check(where)
+
+
+def _kill_and_check(path: str | Path) -> None:
     rng = random.Random(20261125)
     reported_moves: list[tuple[int, str]] = []
     for kill in range(KILLS):
         reports = _run_until_killed(path, seed=kill, after_batches=rng.randint(1, 30))
         reported_moves += [(m[0], m[1]) for r in reports for m in r["moves"]]  # type: ignore[attr-defined]
-        with Store(path) as store:
+        with open_store(path) as store:
             entries = store.journal()
             jobs = {j.id: j.status for j in store.jobs()}
             assert store.last_seq() >= max(int(r["seq"]) for r in reports)  # type: ignore[call-overload]

@@ -279,12 +279,15 @@ def test_a_start_that_fails_closes_the_store_it_opened(
 
     closed: list[Path] = []
 
-    class RecordedStore(gangamon.embed.Store):  # type: ignore[name-defined,misc]
+    class RecordedStore(Store):
         def close(self) -> None:
             closed.append(self.path)
             super().close()
 
-    monkeypatch.setattr(gangamon.embed, "Store", RecordedStore)
+    def open_recorded(where: Path | str) -> Store:
+        return RecordedStore(where)
+
+    monkeypatch.setattr(gangamon.embed, "open_store", open_recorded)
 
     def no_backends() -> list[Backend]:
         raise RuntimeError("no backend could be built")

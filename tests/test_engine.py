@@ -440,7 +440,7 @@ class FullDisk(AsyncStore):
     async def apply(self, batch: Sequence[Transition]) -> list[Outcome]:
         if self.refusals:
             self.refusals -= 1
-            raise StoreUnwritable(self.store.path, "cannot write: database or disk is full")
+            raise StoreUnwritable(self.store.where, "cannot write: database or disk is full")
         return await super().apply(batch)
 
 

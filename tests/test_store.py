@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -18,17 +19,18 @@ from gangamon import (
     Transition,
     UnknownJob,
 )
-from gangamon._store import APPLICATION_ID, SCHEMA_VERSION
+from gangamon._store import APPLICATION_ID, SCHEMA_VERSION, JobStore, open_store
 
 S = Status
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "jobs.sqlite", clock=lambda: 1000.0)
+def store(location: str | Path) -> Iterator[JobStore]:
+    with open_store(location, clock=lambda: 1000.0) as store:
+        yield store
 
 
-def test_add_and_read_back(store: Store) -> None:
+def test_add_and_read_back(store: JobStore) -> None:
     ids = store.add_jobs(
         [NewJob("dirac", "17", S.SUBMITTED, native_status="Waiting"), NewJob("local")]
     )
@@ -43,7 +45,7 @@ def test_add_and_read_back(store: Store) -> None:
     assert [e.reason for e in store.journal()] == ["added", "added"]
 
 
-def test_cas_transition_applies_with_journal_row(store: Store) -> None:
+def test_cas_transition_applies_with_journal_row(store: JobStore) -> None:
     [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
     assert store.transition(Transition(job, S.SUBMITTED, S.RUNNING, "Running", "poll")) is (
         Outcome.APPLIED
@@ -61,7 +63,7 @@ def test_cas_transition_applies_with_journal_row(store: Store) -> None:
     )
 
 
-def test_refused_transitions_write_nothing(store: Store) -> None:
+def test_refused_transitions_write_nothing(store: JobStore) -> None:
     [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
     before = store.last_seq()
     with pytest.raises(
@@ -76,7 +78,7 @@ def test_refused_transitions_write_nothing(store: Store) -> None:
     assert store.get(job).status == S.SUBMITTED
 
 
-def test_same_status_same_native_writes_nothing(store: Store) -> None:
+def test_same_status_same_native_writes_nothing(store: JobStore) -> None:
     [job] = store.add_jobs([NewJob("dirac", "1", S.RUNNING, native_status="Running")])
     before = store.last_seq()
     assert store.transition(Transition(job, S.RUNNING, S.RUNNING, "Running")) is Outcome.UNCHANGED
@@ -86,7 +88,7 @@ def test_same_status_same_native_writes_nothing(store: Store) -> None:
     assert store.last_seq() == before + 1
 
 
-def test_batch_applies_in_order_and_reports_each(store: Store) -> None:
+def test_batch_applies_in_order_and_reports_each(store: JobStore) -> None:
     a, b = store.add_jobs([NewJob("slurm", "1", S.SUBMITTED), NewJob("slurm", "2", S.SUBMITTED)])
     outcomes = store.apply(
         [
@@ -111,7 +113,7 @@ def test_batch_applies_in_order_and_reports_each(store: Store) -> None:
     assert (stats.batches, stats.applied, stats.refused) == (1, 2, 3)
 
 
-def test_subjobs_drive_the_master(store: Store) -> None:
+def test_subjobs_drive_the_master(store: JobStore) -> None:
     [master] = store.add_jobs([NewJob("dirac", None, S.SUBMITTED)])
     subs = store.add_jobs([NewJob("dirac", str(i), S.SUBMITTED, parent=master) for i in range(3)])
     store.apply([Transition(subs[0], S.SUBMITTED, S.RUNNING)])
@@ -127,14 +129,14 @@ def test_subjobs_drive_the_master(store: Store) -> None:
     assert [j.id for j in store.jobs(parent=master)] == subs
 
 
-def test_subjob_of_unknown_parent_is_refused(store: Store) -> None:
+def test_subjob_of_unknown_parent_is_refused(store: JobStore) -> None:
     with pytest.raises(UnknownJob, match="unknown job id 55"):
         store.add_jobs([NewJob("dirac", "1", parent=55)])
     assert store.jobs() == []
     assert store.last_seq() == 0
 
 
-def test_filters(store: Store) -> None:
+def test_filters(store: JobStore) -> None:
     store.add_jobs(
         [
             NewJob("dirac", "1", S.RUNNING),
@@ -149,23 +151,21 @@ def test_filters(store: Store) -> None:
     assert [j.backend_id for j in store.jobs(statuses=[S.COMPLETED])] == ["3"]
 
 
-def test_reopen_keeps_everything(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite"
-    with Store(path) as store:
+def test_reopen_keeps_everything(location: str | Path) -> None:
+    with open_store(location) as store:
         [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
         store.transition(Transition(job, S.SUBMITTED, S.RUNNING))
-    with Store(path) as store:
+    with open_store(location) as store:
         assert store.get(job).status == S.RUNNING
         assert len(store.journal()) == 2
 
 
-def test_details_are_kept_with_the_change(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite"
+def test_details_are_kept_with_the_change(location: str | Path) -> None:
     details = {"site": "LCG.CERN.cern", "cpu": 42.5, "lfns": ["/lhcb/user/a.root"]}
-    with Store(path) as store:
+    with open_store(location) as store:
         [job] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
         store.transition(Transition(job, S.SUBMITTED, S.RUNNING, details=details))
-    with Store(path) as store:
+    with open_store(location) as store:
         first, second = store.journal(job=job)
         assert first.details is None
         assert second.details == details
@@ -306,7 +306,7 @@ def test_read_only_sees_what_a_running_writer_has_not_checkpointed(tmp_path: Pat
 # -- a backend id is held once ------------------------------------------------------------------
 
 
-def test_add_new_jobs_leaves_out_any_backend_id_the_store_has_held(store: Store) -> None:
+def test_add_new_jobs_leaves_out_any_backend_id_the_store_has_held(store: JobStore) -> None:
     [ended] = store.add_jobs([NewJob("dirac", "1", S.SUBMITTED)])
     store.apply([Transition(ended, S.SUBMITTED, S.FAILED)])
     store.add_jobs([NewJob("slurm", "2", S.SUBMITTED)])  # another backend's 2: another job
@@ -336,7 +336,7 @@ def test_an_active_backend_id_is_held_by_one_job_whoever_adds_it(tmp_path: Path)
 
 
 def test_a_finished_run_shares_its_id_but_cannot_come_back_beside_an_active_one(
-    store: Store,
+    store: JobStore,
 ) -> None:
     [first] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)])
     store.transition(Transition(first, S.SUBMITTED, S.FAILED))
@@ -351,7 +351,7 @@ def test_a_finished_run_shares_its_id_but_cannot_come_back_beside_an_active_one(
     assert store.get(first).status == S.SUBMITTED
 
 
-def test_a_new_run_supersedes_the_active_holder_of_its_id(store: Store) -> None:
+def test_a_new_run_supersedes_the_active_holder_of_its_id(store: JobStore) -> None:
     [first] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)])
     store.transition(Transition(first, S.SUBMITTED, S.RUNNING, "running"))
     [second] = store.add_jobs([NewJob("local", "4242", S.SUBMITTED)], superseding=True)

@@ -1,14 +1,16 @@
-"""The store against an in-memory model, through random adds, batches and reopenings."""
+"""The store against an in-memory model, through random adds, batches and reopenings: once an
+SQLite file, once a PostgreSQL schema."""
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from gangamon import (
@@ -17,11 +19,13 @@ from gangamon import (
     NewJob,
     Outcome,
     Status,
-    Store,
     Transition,
     can_transition,
     master_status,
 )
+from gangamon._store import open_store
+
+from .stores import fresh_location
 
 statuses = st.sampled_from(list(Status))
 natives = st.sampled_from([None, "Running", "Done", "Waiting"])
@@ -39,18 +43,21 @@ class ModelJob:
 
 class StoreMachine(RuleBasedStateMachine):
     jobs = Bundle("jobs")
+    kind: ClassVar[str] = "sqlite"
 
     def __init__(self) -> None:
         super().__init__()
-        self.dir = Path(tempfile.mkdtemp(prefix="gangamon-stateful-"))
-        self.path = self.dir / "jobs.sqlite"
-        self.store = Store(self.path)
+        with contextlib.ExitStack() as cleanup:  # closed here if the store cannot be had
+            folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="gangamon-stateful-"))
+            self.location = cleanup.enter_context(fresh_location(self.kind, Path(folder)))
+            self.store = open_store(self.location)
+            self._cleanup = cleanup.pop_all()
         self.model: dict[int, ModelJob] = {}
         self.journal_rows = 0
 
     def teardown(self) -> None:
         self.store.close()
-        shutil.rmtree(self.dir)
+        self._cleanup.close()
 
     def _derive_master(self, parent: int) -> None:
         master = self.model[parent]
@@ -157,7 +164,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.store.close()
-        self.store = Store(self.path)
+        self.store = open_store(self.location)
 
     @invariant()
     def table_matches_model(self) -> None:
@@ -175,4 +182,14 @@ class StoreMachine(RuleBasedStateMachine):
         assert replayed == {k: m.status for k, m in self.model.items()}
 
 
-TestStore = StoreMachine.TestCase
+class PostgresMachine(StoreMachine):
+    kind = "postgresql"
+
+
+TestSQLiteStore = StoreMachine.TestCase
+
+
+# Skips, saying why, without a server (its first example finds none). A quarter of the
+# profile's examples: each reopening is a new connection (~10 ms).
+TestPostgresStore = PostgresMachine.TestCase
+TestPostgresStore.settings = settings(max_examples=max(1, settings().max_examples // 4))

@@ -28,12 +28,14 @@ from ._status import (
 )
 from ._store import (
     JobRecord as JobRecord,
+    JobStore as JobStore,
     JournalEntry as JournalEntry,
     NewJob as NewJob,
     Outcome as Outcome,
     Store as Store,
     StoreStatistics as StoreStatistics,
     Transition as Transition,
+    open_store as open_store,
 )
 from ._subscribe import SubscriberLagged as SubscriberLagged, Subscription as Subscription
 from ._supervise import BackendStatistics as BackendStatistics

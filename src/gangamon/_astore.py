@@ -17,10 +17,10 @@ import trio
 from ._status import Status
 from ._store import (
     JobRecord,
+    JobStore,
     JournalEntry,
     NewJob,
     Outcome,
-    Store,
     StoreStatistics,
     Transition,
 )
@@ -29,9 +29,10 @@ T = TypeVar("T")
 
 
 class AsyncStore:
-    """Async face of a `Store`. Owns the store: use the store only through this object."""
+    """Async face of a store (SQLite or PostgreSQL). Owns the store: use the store only
+    through this object."""
 
-    def __init__(self, store: Store, *, in_thread: bool = True) -> None:
+    def __init__(self, store: JobStore, *, in_thread: bool = True) -> None:
         """`in_thread=False` runs each call on the event loop itself, blocking it for the
         call's duration: right for virtual-time tests (a thread blocked under MockClock's
         autojump makes the clock jump) and nothing else."""

@@ -28,7 +28,7 @@ from ._astore import AsyncStore
 from ._errors import GangamonError, UnknownJob, single_exception
 from ._histogram import Histogram, HistogramStatistics
 from ._status import ACTIVE, Status
-from ._store import JournalEntry, NewJob, Outcome, Store
+from ._store import JobStore, JournalEntry, NewJob, Outcome
 from ._subscribe import Subscription
 from ._supervise import BackendRunner, BackendStatistics
 from ._writer import Item, Writer, ref_of
@@ -73,7 +73,7 @@ class Monitor:
 
     def __init__(
         self,
-        store: Store | AsyncStore,
+        store: JobStore | AsyncStore,
         backends: Sequence[Backend],
         *,
         grace: float = 5.0,
@@ -378,7 +378,7 @@ class Monitor:
 
 @contextlib.asynccontextmanager
 async def open_monitor(
-    store: Store | AsyncStore,
+    store: JobStore | AsyncStore,
     backends: Sequence[Backend],
     *,
     grace: float = 5.0,

@@ -12,15 +12,20 @@ class GangamonError(Exception):
 class StoreError(GangamonError):
     """The job store cannot be opened or used as asked."""
 
-    def __init__(self, path: Path | str, problem: str) -> None:
-        self.path = Path(path)
+    def __init__(self, where: Path | str, problem: str) -> None:
+        #: The store's path, or its URL without the password.
+        self.where = str(where)
         self.problem = problem
-        super().__init__(f"job store {str(self.path)!r}: {problem}")
+        super().__init__(f"job store {self.where!r}: {problem}")
+
+
+class StoreMissing(StoreError):
+    """A store that is not there yet, for reading: `gangamon track` or `run` makes it."""
 
 
 class StoreUnwritable(StoreError):
-    """A write the store's file system refused for now: a full disk, a read-only mount, an
-    I/O error, a lock held too long. Nothing of it was written."""
+    """A write the store refused for now: a full disk, a read-only mount, an I/O error, a
+    lock held too long, a database server gone. Nothing of it was written."""
 
 
 class UnknownJob(GangamonError, KeyError):

@@ -1,5 +1,5 @@
 """One monitor per store: an exclusive `flock` on a file beside the store, held for the
-monitor's life.
+monitor's life (a PostgreSQL store has its own lock, in `_pglock`).
 
 The kernel drops the lock with the last descriptor of the process that holds it, however it
 ends (SIGKILL included), so a dead holder never blocks the next monitor. The file says who
@@ -10,40 +10,17 @@ holder opening it.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import json
 import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import StoreError
-
-
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """The monitor that holds a store."""
-
-    pid: int | None
-    host: str
-    since: float | None
-
-    def __str__(self) -> str:
-        if self.pid is None or self.since is None:
-            return "a monitor that is starting"
-        since = dt.datetime.fromtimestamp(self.since).astimezone()
-        return f"pid {self.pid} on {self.host} since {since:%Y-%m-%d %H:%M:%S %Z}"
-
-
-class StoreBusy(StoreError):
-    """Another monitor holds the store."""
-
-    def __init__(self, path: Path, holder: Holder) -> None:
-        self.holder = holder
-        super().__init__(path, f"another monitor runs on it ({holder})")
+from ._store import is_postgresql_url
+from ._storeholder import Holder as Holder, StoreBusy as StoreBusy
 
 
 def lock_path(store: Path) -> Path:
@@ -53,8 +30,15 @@ def lock_path(store: Path) -> Path:
 
 
 @contextlib.contextmanager
-def holding(store: Path) -> Iterator[None]:
+def holding(store: Path | str) -> Iterator[None]:
     """Hold `store` for a monitor; `StoreBusy` naming the holder if another one does."""
+    if is_postgresql_url(store):
+        from . import _pglock
+
+        with _pglock.holding(str(store)):
+            yield
+        return
+    store = Path(store)
     path = lock_path(store)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -73,8 +57,13 @@ def holding(store: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def holder(store: Path) -> Holder | None:
+def holder(store: Path | str) -> Holder | None:
     """The monitor that holds `store`, or None if none does. Creates nothing."""
+    if is_postgresql_url(store):
+        from . import _pglock
+
+        return _pglock.holder(str(store))
+    store = Path(store)
     try:
         fd = os.open(lock_path(store), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:

@@ -33,7 +33,7 @@ import trio
 from ._engine import Monitor, MonitorStatistics
 from ._errors import GangamonError, single_exception
 from ._status import Status
-from ._store import JobRecord, JournalEntry, NewJob, Store
+from ._store import JobRecord, JobStore, JournalEntry, NewJob, open_store
 from .backends._protocol import Backend
 
 log = logging.getLogger("gangamon.embed")
@@ -55,7 +55,7 @@ class EmbeddedMonitor:
 
     def __init__(
         self,
-        store: Store | Path | str,
+        store: JobStore | Path | str,
         backends: Sequence[Backend] | Callable[[], Sequence[Backend]],
         *,
         grace: float = 1.0,
@@ -76,9 +76,9 @@ class EmbeddedMonitor:
         self._portal: anyio.from_thread.BlockingPortal | None = None
         self._monitor: Monitor | None = None
         self._run: concurrent.futures.Future[None] | None = None
-        self._store: Store | None = None
-        #: Whether we opened the store (then we close it); a Store passed in is the caller's.
-        self._owns_store = not isinstance(store, Store)
+        self._store: JobStore | None = None
+        #: Whether we opened the store (then we close it); a store object passed in is the caller's.
+        self._owns_store = not isinstance(store, JobStore)
 
     # -- life --------------------------------------------------------------------------------
 
@@ -98,8 +98,8 @@ class EmbeddedMonitor:
             try:
                 self._store = (
                     self._store_arg
-                    if isinstance(self._store_arg, Store)
-                    else Store(self._store_arg)
+                    if isinstance(self._store_arg, JobStore)
+                    else open_store(self._store_arg)
                 )
                 monitor = portal.call(self._make_monitor, self._store)
                 self._run, _ = portal.start_task(monitor.run, name="gangamon-monitor")
@@ -113,7 +113,7 @@ class EmbeddedMonitor:
             atexit.register(self.stop)
             return self
 
-    def _make_monitor(self, store: Store) -> Monitor:
+    def _make_monitor(self, store: JobStore) -> Monitor:
         backends = self._backends() if callable(self._backends) else self._backends
         monitor = Monitor(store, backends, grace=self._grace)
         for callback in self._callbacks:
@@ -127,7 +127,7 @@ class EmbeddedMonitor:
         received reports are written), then is cancelled. Returns True if it ended either
         way, False if even cancellation did not end it in time (a call that cannot be
         abandoned hangs): its daemon thread is then left behind and dies with the
-        interpreter. Idempotent; a store passed in as a `Store` is left open.
+        interpreter. Idempotent; a store object passed in is left open.
         """
         deadline = self.deadline if deadline is None else deadline
         with self._lock:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .._store import Store
-from ._config import Config, load_config
+from .._store import JobStore, open_store
+from ._config import Config, load_config, store_location
 from ._logs import configure as configure_logs
 
 #: Exit code for bad input and failed checks (click's own usage errors exit with 2).
@@ -19,7 +19,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 class Settings:
     """What the group's options say, for the commands."""
 
-    def __init__(self, config_path: Path | None, store: Path | None) -> None:
+    def __init__(self, config_path: Path | None, store: str | None) -> None:
         #: The file named by --config, if any.
         self.config_path = config_path
         self._store = store
@@ -32,15 +32,22 @@ class Settings:
         return self._config
 
     @property
-    def store(self) -> Path:
-        return self._store.expanduser() if self._store else self.config.store
+    def store(self) -> Path | str:
+        return store_location(self._store) if self._store else self.config.store
 
-    def existing_store(self) -> Store:
+    def existing_store(self) -> JobStore:
         """The store, which must exist, read only: reading commands never write."""
-        return Store(self.store, read_only=True)
+        return open_store(self.store, read_only=True)
 
 
 pass_settings = click.make_pass_decorator(Settings)
+
+
+def _store_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--store` as given: a URL, or a path that is not a directory."""
+    if value is not None and isinstance(where := store_location(value), Path) and where.is_dir():
+        raise click.BadParameter(f"{value!r} is a directory, not a store file.", ctx, param)
+    return value
 
 
 @click.group(context_settings=CONTEXT)
@@ -52,7 +59,10 @@ pass_settings = click.make_pass_decorator(Settings)
     help="Configuration file [default: $GANGAMON_CONFIG, else ~/.config/gangamon/config.toml].",
 )
 @click.option(
-    "--store", type=click.Path(dir_okay=False, path_type=Path), help="Job store (overrides config)."
+    "--store",
+    metavar="PATH|URL",
+    callback=_store_option,
+    help="Job store: an SQLite file, or postgresql://... (overrides config).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: everything).")
 @click.option("--log-json", is_flag=True, help="Log records as JSON lines.")
@@ -65,7 +75,7 @@ pass_settings = click.make_pass_decorator(Settings)
 def cli(
     ctx: click.Context,
     config_path: Path | None,
-    store: Path | None,
+    store: str | None,
     verbose: int,
     log_json: bool,
     log_file: Path | None,

@@ -24,7 +24,7 @@ from rich.live import Live
 from .._astore import AsyncStore
 from .._errors import GangamonError, single_exception
 from .._status import Status
-from .._store import NewJob, Store
+from .._store import NewJob, open_store
 from ._app import FAILED, Settings, cli, pass_settings
 from ._check import unknown_ids
 from ._config import address_problem, build_backends
@@ -153,7 +153,7 @@ def track(
             raise BadJobId(
                 f"{backend} does not know {len(unknown)} of the ids ({shown}): none stored"
             )
-    with Store(settings.store) as store:
+    with open_store(settings.store) as store:
         added, known = store.add_new_jobs([NewJob(backend, i, Status(initial)) for i in wanted])
     where = f" (store ids {added[0]}-{added[-1]})" if added else ""
     skipped = f"; {known} were already tracked" if known else ""
@@ -177,6 +177,9 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
     console = Console()
     if not console.is_terminal:
         console = output_console()
+    idle = "no monitor is running on this store (gangamon run)"
+    if not isinstance(path, Path):
+        idle = "a monitor's statistics are shown for SQLite stores only (gangamon status: who runs)"
 
     async def views() -> None:
         rates, finished = Rates(), Rates(window=60.0)
@@ -189,9 +192,9 @@ def watch(settings: Settings, once: bool, interval: float) -> None:
                 per_second = (
                     {} if snapshot is None else rates.update(snapshot.time, calls(health or {}))
                 )
-                note = "" if snapshot else "no monitor is running on this store (gangamon run)"
+                note = "" if snapshot else idle
                 view = await collect(
-                    store, f"gangamon watch - {path}", health=health,
+                    store, f"gangamon watch - {store.store.where}", health=health,
                     calls_per_second=per_second, finished=finished, note=note,
                     recent=recent_rows(console.height, backends) if live else 8,
                 )  # fmt: skip

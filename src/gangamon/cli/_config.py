@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from .._errors import GangamonError
+from .._store import is_postgresql_url
 from ..backends import Backend
 from ..backends._kind import HOME, BadSetting, Polling, Seconds
 from ..backends._kinds import KINDS
@@ -32,6 +33,7 @@ class ConfigError(GangamonError):
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    #: A path (an SQLite file) or a postgresql:// URL.
     store: str = str(HOME / "jobs.sqlite")
     #: Seconds that calls in flight get to finish when stopping.
     grace: Seconds = 5.0
@@ -44,7 +46,8 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    store: Path
+    #: An SQLite file's path, or a PostgreSQL URL (see `store_location`).
+    store: Path | str
     grace: float
     metrics_port: int | None
     metrics_address: str
@@ -107,13 +110,19 @@ def parse_config(text: bytes | str, *, source: str = "<config>") -> Config:
             raise ConfigError(f"{source}: {where}.{e}") from None
         backends[name] = (kind, settings)
     return Config(
-        store=Path(top.store).expanduser(),
+        store=store_location(top.store),
         grace=top.grace,
         metrics_port=top.metrics_port,
         metrics_address=top.metrics_address,
         backends=backends,
         source=source,
     )
+
+
+def store_location(given: str) -> Path | str:
+    """Where `given` (a config value, an option) puts the store: a URL as it is, a path
+    with `~` expanded."""
+    return given if is_postgresql_url(given) else Path(given).expanduser()
 
 
 #: RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import trio
 
-from .._errors import GangamonError
-from .._store import Store
+from .._errors import GangamonError, StoreError, StoreMissing
+from .._store import open_store
 from .._storelock import holder
 from ..backends._kind import Finding
 from ..backends._kinds import KINDS
@@ -36,7 +36,10 @@ async def examine(config: Config) -> AsyncIterator[Finding]:
             yield Finding(False, backend.name, f"no answer within {PROBE_DEADLINE:g} s")
 
 
-def _store(path: Path) -> Finding:
+def _store(where: Path | str) -> Finding:
+    if isinstance(where, str):
+        return _database(where)
+    path = where
     if not path.exists():
         parent = next((p for p in path.parents if p.exists()), Path("/"))
         writable = os.access(parent, os.W_OK)
@@ -45,10 +48,25 @@ def _store(path: Path) -> Finding:
         )
         return Finding(writable, "store", says)
     try:
-        with Store(path, read_only=True) as store:
+        with open_store(path, read_only=True) as store:
             jobs = sum(n for _, _, n in store.counts())
     except GangamonError as e:
         return Finding(False, "store", str(e))
     running = holder(path)
     monitor = f"a monitor runs on it ({running})" if running else "no monitor runs on it"
     return Finding(True, "store", f"{path}: {jobs:,} jobs; {monitor}")
+
+
+def _database(url: str) -> Finding:
+    """The PostgreSQL store at `url`: reachable, and a gangamon store or an empty schema."""
+    try:
+        with open_store(url, read_only=True) as store:
+            where, jobs = store.where, sum(n for _, _, n in store.counts())
+    except StoreMissing as e:
+        says = f"{e.where}: reachable, no tables yet; gangamon run or track creates them"
+        return Finding(True, "store", says)
+    except StoreError as e:
+        return Finding(False, "store", str(e))
+    running = holder(url)
+    monitor = f"a monitor runs on it ({running})" if running else "no monitor runs on it"
+    return Finding(True, "store", f"{where}: {jobs:,} jobs; {monitor}")

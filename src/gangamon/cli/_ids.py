@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .._errors import GangamonError
 from .._status import ACTIVE
-from .._store import Store
+from .._store import JobStore
 from ..backends._kinds import KINDS
 
 #: Longest range accepted in one token: a typo like 1-100000000 should not fill the store.
@@ -76,7 +76,7 @@ def _expand(kind_name: str, token: str, source: str) -> list[str]:
 _STORE_IDS = re.compile(r"([1-9]\d{0,17})(?:-([1-9]\d{0,17}))?", re.ASCII)
 
 
-def resolve_jobs(store: Store, tokens: Iterable[str], kinds: Mapping[str, str]) -> list[int]:
+def resolve_jobs(store: JobStore, tokens: Iterable[str], kinds: Mapping[str, str]) -> list[int]:
     """The store ids of the jobs `tokens` name, in order, without repeats: store ids (`17`,
     ranges `17-20`) or a backend's own ids as `backend:id` (`dirac:1536`, `slurm:1234_7`,
     `dirac:1500-1536`), read by the grammar of the backend's kind (`kinds`: name -> kind, the
@@ -90,7 +90,7 @@ def resolve_jobs(store: Store, tokens: Iterable[str], kinds: Mapping[str, str]) 
     return list(jobs)
 
 
-def _resolve(store: Store, token: str, kinds: Mapping[str, str]) -> list[int]:
+def _resolve(store: JobStore, token: str, kinds: Mapping[str, str]) -> list[int]:
     span = _STORE_IDS.fullmatch(token)
     if span:
         first, last = int(span[1]), int(span[2] or span[1])

@@ -18,7 +18,7 @@ from .._control import Controlled, Done, kill_jobs, untrack_jobs
 from .._errors import GangamonError
 from .._fetch import fetch_output
 from .._status import ACTIVE, Status
-from .._store import NewJob, Store
+from .._store import JobStore, NewJob, open_store
 from .._storelock import holder
 from ..backends import Backend
 from ._app import Settings, pass_settings
@@ -33,7 +33,7 @@ TIMED_OUT = 124
 _JOBS_HELP = "Store ids (17, 17-20) or backend ids (dirac:1536, slurm:1234_7)."
 
 
-def _resolved(settings: Settings, store: Store, tokens: Sequence[str]) -> list[int]:
+def _resolved(settings: Settings, store: JobStore, tokens: Sequence[str]) -> list[int]:
     kinds = {name: kind for name, (kind, _) in settings.config.backends.items()}
     return resolve_jobs(store, tokens, kinds)
 
@@ -68,7 +68,7 @@ def kill(settings: Settings, jobs: tuple[str, ...]) -> None:
     grouped = _by_backend(settings, jobs)
 
     async def killing() -> None:
-        store = AsyncStore(Store(settings.store))
+        store = AsyncStore(open_store(settings.store))
         try:
             for backend, mine in grouped.items():
                 await kill_jobs(store, backend, mine, _say)
@@ -88,7 +88,7 @@ def untrack(settings: Settings, jobs: tuple[str, ...]) -> None:
         wanted = _resolved(settings, store, jobs)
 
     async def untracking() -> None:
-        store = AsyncStore(Store(settings.store))
+        store = AsyncStore(open_store(settings.store))
         try:
             for done in await untrack_jobs(store, wanted):
                 _say(done)
@@ -165,7 +165,7 @@ def fetch_output_command(settings: Settings, jobs: tuple[str, ...]) -> None:
     grouped = _by_backend(settings, jobs)
 
     async def fetch() -> None:
-        store = AsyncStore(Store(settings.store))
+        store = AsyncStore(open_store(settings.store))
         try:
             for backend, mine in grouped.items():
                 for done in await fetch_output(store, backend, mine):
@@ -193,14 +193,14 @@ def submit(settings: Settings, backend: str, command: tuple[str, ...]) -> None:
             f"backend {backend!r} cannot launch jobs: submit them with its own tools, then "
             "`gangamon track` them"
         )
-    Store(settings.store).close()  # a store that cannot be used is refused before the launch
+    open_store(settings.store).close()  # a store that cannot be used is refused before the launch
 
     async def launch() -> str:
         async with built.lifespan():
             return await built.launch(command)
 
     backend_id = trio.run(launch)
-    with Store(settings.store) as store:
+    with open_store(settings.store) as store:
         [job] = store.add_jobs([NewJob(backend, backend_id, Status.SUBMITTED)])
     click.echo(f"submitted job {job} ({backend}:{backend_id})")
     if holder(settings.store) is None:

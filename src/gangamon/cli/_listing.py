@@ -16,7 +16,7 @@ import click
 from rich.table import Table
 
 from .._status import Status, parse_status
-from .._store import JobRecord, JournalEntry, Store
+from .._store import JobRecord, JobStore, JournalEntry
 from .._storelock import holder
 from ._app import Settings, pass_settings
 from ._ids import BadJobId, resolve_jobs
@@ -88,7 +88,7 @@ def _columns(text: str) -> list[str]:
     return names
 
 
-def rows(store: Store, records: Sequence[JobRecord]) -> list[Row]:
+def rows(store: JobStore, records: Sequence[JobRecord]) -> list[Row]:
     listed = []
     for record in records:
         journal = store.journal(job=record.id)
@@ -217,16 +217,17 @@ def status(
         for name, s, n in store.counts():
             if backend is None or name == backend:
                 counts.setdefault(name, {})[s.value] = n
+        where = store.where
     running = holder(settings.store)
     monitor = str(running) if running is not None else None
     if as_json_output:
         click.echo(json.dumps({"counts": counts, "monitor": monitor}))
         return
-    _counts_table(settings, counts)
+    _counts_table(where, counts)
     click.echo(f"monitor: {monitor or 'none runs on this store'}")
 
 
-def _history(store: Store, job: int, as_json_output: bool) -> None:
+def _history(store: JobStore, job: int, as_json_output: bool) -> None:
     record, journal = store.get(job), store.journal(job=job)
     if as_json_output:
         click.echo(json.dumps({"job": _plain(record), "journal": [_plain(e) for e in journal]}))
@@ -242,7 +243,7 @@ def _history(store: Store, job: int, as_json_output: bool) -> None:
 
 
 def _list(
-    store: Store,
+    store: JobStore,
     kinds: dict[str, str],
     jobs: tuple[str, ...],
     backend: str | None,
@@ -278,8 +279,8 @@ def _list(
         click.echo(f"... and {more} more (--limit N, or --limit 0 for all)", err=True)
 
 
-def _counts_table(settings: Settings, counts: dict[str, dict[str, int]]) -> None:
-    table = Table(title=f"jobs in {settings.store}", title_justify="left")
+def _counts_table(where: str, counts: dict[str, dict[str, int]]) -> None:
+    table = Table(title=f"jobs in {where}", title_justify="left")
     table.add_column("backend")
     shown = [s.value for s in Status if any(s.value in c for c in counts.values())]
     for name in [*shown, "total"]:

@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 
 from .._engine import Monitor, MonitorStatistics
 from .._errors import StoreError
-from .._store import Store
+from .._store import open_store
 from .._storelock import holding
 from ._config import Config, build_backends
 from ._metrics import metrics_registry
@@ -51,8 +51,11 @@ def statistics_path(store: Path) -> Path:
     return store.with_name(store.name + ".monitor.json")
 
 
-def read_snapshot(store: Path) -> Snapshot | None:
-    """The running monitor's latest statistics, or None if none is running (or it is stale)."""
+def read_snapshot(store: Path | str) -> Snapshot | None:
+    """The running monitor's latest statistics, or None if none is running (or it is stale),
+    or the store is not a file (a PostgreSQL store's monitor keeps them to itself)."""
+    if not isinstance(store, Path):
+        return None
     try:
         snapshot = msgspec.json.decode(statistics_path(store).read_bytes(), type=Snapshot)
     except (OSError, msgspec.DecodeError):
@@ -74,10 +77,12 @@ async def serve(
     Cancelled: the monitor is cancelled (see `Monitor.run`); the store keeps what was written.
     """
     backends = build_backends(config)
-    store = Store(config.store)
-    watch = _StoreWatch(config.store)
+    store = open_store(config.store)
+    # A file can be deleted or replaced under us, and has a place beside it for statistics.
+    in_file = config.store if isinstance(config.store, Path) else None
+    watch = _StoreWatch(in_file)
     monitor = Monitor(store, backends, grace=config.grace)
-    snapshot_file = statistics_path(config.store)
+    snapshot_file = None if in_file is None else statistics_path(in_file)
     with (
         contextlib.closing(store),
         holding(config.store),
@@ -100,9 +105,10 @@ async def serve(
                     waiting = trio.CancelScope()
                     helpers.start_soon(_follow_store, monitor, watch, waiting)
                     helpers.start_soon(_summarise, monitor)
-                    await helpers.start(_write_snapshots, monitor, snapshot_file)
+                    if snapshot_file is not None:
+                        await helpers.start(_write_snapshots, monitor, snapshot_file)
                     names = ", ".join(b.name for b in backends)
-                    log.warning("monitoring %s with %s (pid %d)", config.store, names, os.getpid())
+                    log.warning("monitoring %s with %s (pid %d)", store.where, names, os.getpid())
                     task_status.started(monitor)
                     with waiting:
                         async for signum in signals:
@@ -111,19 +117,22 @@ async def serve(
                     helpers.cancel_scope.cancel()
                 monitor.stop()
         finally:
-            snapshot_file.unlink(missing_ok=True)
+            if snapshot_file is not None:
+                snapshot_file.unlink(missing_ok=True)
     if watch.lost is not None:
-        raise StoreError(config.store, f"{watch.lost} under the running monitor, which stopped")
+        raise StoreError(store.where, f"{watch.lost} under the running monitor, which stopped")
 
 
 class _StoreWatch:
-    """Whether the store's file is still the one the monitor opened."""
+    """Whether the store's file (if it is one) is still the one the monitor opened."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
-        real = path.resolve()
         #: The store and its WAL file, which its writes go to until a checkpoint.
-        self._files = {"the file": real, "its WAL file": real.with_name(real.name + "-wal")}
+        self._files: dict[str, Path] = {}
+        if path is not None:
+            real = path.resolve()
+            self._files = {"the file": real, "its WAL file": real.with_name(real.name + "-wal")}
         self._identity = {name: _identity(file) for name, file in self._files.items()}
         #: What became of it, once it is gone.
         self.lost: str | None = None
