@@ -16,8 +16,12 @@ import gangamon
 from gangamon.backends import AsyncioBackend, BackendUnavailable, JobRef, Update
 
 SRC = Path(gangamon.__file__).parent.parent
-# The packages only the extras bring: cli (click, rich, prometheus_client) and asyncio.
-EXTRAS_ONLY = ("click", "rich", "prometheus_client", "trio_asyncio")
+# The packages only the extras bring: cli (click, rich, prometheus_client), asyncio and
+# postgresql (psycopg).
+EXTRAS_ONLY = ("click", "rich", "prometheus_client", "trio_asyncio", "psycopg")
+#: The PostgreSQL store's own modules: imported only for a postgresql:// store, which needs
+#: its extra (open_store says so in one line).
+POSTGRESQL_ONLY = ("gangamon._pglock", "gangamon._store._postgres")
 
 # Run first in the child: imports of the blocked packages fail as if they were not installed.
 BLOCKER = """
@@ -34,12 +38,17 @@ sys.meta_path.insert(0, Blocker())
 
 
 def library_modules() -> list[str]:
-    """Every module of the package except the command's own (gangamon.cli's and __main__)."""
+    """Every module of the package except the command's own (gangamon.cli's and __main__) and
+    the PostgreSQL store's."""
     names = []
     for path in sorted((SRC / "gangamon").rglob("*.py")):
         parts = path.relative_to(SRC).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        if not name.startswith("gangamon.cli.") and name != "gangamon.__main__":
+        if (
+            not name.startswith("gangamon.cli.")
+            and name != "gangamon.__main__"
+            and name not in POSTGRESQL_ONLY
+        ):
             names.append(name)
     return names
 
