@@ -16,23 +16,15 @@ import trio
 
 from gangamon import Monitor, NewJob, Status, Store
 from gangamon.backends.dirac import DiracStatus
-from gangamon.cli import main
 from gangamon.cli._jobs import SOME_NOT_COMPLETED, TIMED_OUT
 from gangamon.cli._standalone import serve
 from gangamon.sim._certs import make_credentials
 from gangamon.sim.dirac import DiracSim
 
+from .test_cli import _run as _cli
 from .test_standalone import local_run
 
 S = Status
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 @pytest.fixture
