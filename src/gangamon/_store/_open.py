@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +21,18 @@ def open_store(
     PostgreSQL needs psycopg (`gangamon[postgresql]`), imported only when a URL asks for it.
     """
     if isinstance(where, str) and is_postgresql_url(where):
-        try:
-            from ._postgres import PostgresStore
-        except ImportError:
+        if not _installed("psycopg"):
             raise StoreError(
                 redacted(where), "PostgreSQL needs psycopg 3: pip install 'gangamon[postgresql]'"
-            ) from None
+            )
+        from ._postgres import PostgresStore
+
         return PostgresStore(where, clock=clock, read_only=read_only)
     return Store(where, clock=clock, read_only=read_only)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: its import was made to fail
+        return False
