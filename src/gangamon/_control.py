@@ -9,8 +9,9 @@ polling or watching the job. An untracked job becomes `unknown`: nothing follows
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 
@@ -24,6 +25,8 @@ from .backends._protocol import Backend, JobRef
 UNTRACKED = "untracked: no longer monitored"
 #: Tries at storing a move against a status a monitor keeps changing.
 ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 class Done(enum.Enum):
@@ -55,7 +58,7 @@ async def kill_jobs(
     ones before it are killed, stored and told of). Cancelled: a kill under way is waited for
     (a kill is a write), then its job is stored.
     """
-    records = [_of_backend(await store.get(job), backend) for job in jobs]
+    records = [of_backend(await store.get(job), backend) for job in jobs]
     done: list[Controlled] = []
 
     def tell(controlled: Controlled) -> None:
@@ -67,16 +70,8 @@ async def kill_jobs(
             if record.status not in ACTIVE:
                 tell(Controlled(record.id, Done.ENDED, record.status))
                 continue
-            ref = JobRef(record.id, record.backend_id or "", record.status, record.native_status)
-            try:
-                with trio.CancelScope(shield=True), trio.fail_after(backend.settings.call_deadline):
-                    await backend.kill(ref)
-            except trio.TooSlowError:
-                raise GangamonError(
-                    f"job {record.id}: not killed within {backend.settings.call_deadline:g} s"
-                ) from None
-            except GangamonError as e:
-                raise GangamonError(f"job {record.id}: {e}") from None
+            # A kill is a write: shielded, so that a cancel waits for it.
+            await call_on(record, backend, backend.kill, late="not killed", shield=True)
             tell(await _move(store, record, Status.KILLED, "killed", Done.KILLED))
     return done
 
@@ -94,30 +89,64 @@ async def untrack_jobs(store: AsyncStore, jobs: Sequence[int]) -> list[Controlle
     return done
 
 
-def _of_backend(record: JobRecord, backend: Backend) -> JobRecord:
+def of_backend(record: JobRecord, backend: Backend) -> JobRecord:
+    """`record`, if it is a job of `backend`; else `GangamonError` naming it."""
     if record.backend != backend.name or not record.backend_id:
         raise GangamonError(f"job {record.id} is not a job of backend {backend.name}")
     return record
 
 
+async def call_on(
+    record: JobRecord,
+    backend: Backend,
+    call: Callable[[JobRef], Awaitable[T]],
+    *,
+    late: str,
+    shield: bool = False,
+) -> T:
+    """`call` of `record`'s job under the backend's call deadline; `GangamonError` naming the
+    job for the backend's error, or for the deadline ("job 5: <late> within 120 s")."""
+    ref = JobRef(record.id, record.backend_id or "", record.status, record.native_status)
+    deadline = backend.settings.call_deadline
+    try:
+        with trio.CancelScope(shield=shield), trio.fail_after(deadline):
+            result = await call(ref)
+    except trio.TooSlowError:
+        raise GangamonError(f"job {record.id}: {late} within {deadline:g} s") from None
+    except GangamonError as e:
+        raise GangamonError(f"job {record.id}: {e}") from None
+    return result
+
+
+async def move_from_stored(
+    store: AsyncStore, job: int, status: Status, new: Status, reason: str
+) -> tuple[Status, Outcome]:
+    """Move `job`, last known in `status`, to `new` by compare-and-set, tried again from the
+    stored status while another writer (a monitor) moves it, `ATTEMPTS` times at most; (the
+    status it was moved from, or stays in, and the outcome). A job that left the active
+    statuses meanwhile keeps where it is: (that status, UNCHANGED)."""
+    for _ in range(ATTEMPTS):
+        [outcome] = await store.apply([Transition(job, status, new, reason=reason)])
+        if outcome is not Outcome.STALE:
+            return status, outcome
+        status = (await store.get(job)).status
+        if status not in ACTIVE:
+            return status, Outcome.UNCHANGED
+    return status, Outcome.STALE
+
+
 async def _move(
     store: AsyncStore, record: JobRecord, new: Status, reason: str, done: Done
 ) -> Controlled:
-    """`record`'s job moved to `new` from its stored status, read again while a monitor moves
-    it meanwhile; a job that ended meanwhile keeps its end."""
-    status = record.status
-    for _ in range(ATTEMPTS):
-        [outcome] = await store.apply([Transition(record.id, status, new, reason=reason)])
-        if outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
-            return Controlled(record.id, done, new)
-        if outcome is not Outcome.STALE:
-            raise GangamonError(
-                f"job {record.id}: the store refused {status.value} -> {new.value} "
-                f"({outcome.value})"
-            )
-        status = (await store.get(record.id)).status
-        if status == new:  # a monitor stored what the backend said of it first
-            return Controlled(record.id, done, new)
-        if status not in ACTIVE:
-            return Controlled(record.id, Done.ENDED, status)
-    raise GangamonError(f"job {record.id}: its status kept changing; try again")
+    """`record`'s job moved to `new` (see `move_from_stored`); one that a monitor moved there
+    first (from what the backend said) is done all the same, one that ended otherwise is left."""
+    status, outcome = await move_from_stored(store, record.id, record.status, new, reason)
+    if outcome is Outcome.APPLIED or status == new:
+        return Controlled(record.id, done, new)
+    if outcome is Outcome.UNCHANGED:
+        return Controlled(record.id, Done.ENDED, status)
+    if outcome is Outcome.STALE:
+        raise GangamonError(f"job {record.id}: its status kept changing; try again")
+    raise GangamonError(
+        f"job {record.id}: the store refused {status.value} -> {new.value} ({outcome.value})"
+    )

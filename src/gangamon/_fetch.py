@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import trio
-
 from ._astore import AsyncStore
+from ._control import call_on, of_backend
 from ._errors import GangamonError
 from ._jobtasks import FINALISATION_FAILED
 from ._status import Status
 from ._store import Outcome, Transition
-from .backends._protocol import Backend, JobRef
+from .backends._protocol import Backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +35,11 @@ async def fetch_output(store: AsyncStore, backend: Backend, jobs: Sequence[int])
     (not the backend's, nothing to fetch, the backend's own error)."""
     if not backend.finalises:
         raise GangamonError(f"backend {backend.name} has no output to fetch")
-    records = [await store.get(job) for job in jobs]
-    for record in records:
-        if record.backend != backend.name or not record.backend_id:
-            raise GangamonError(f"job {record.id} is not a job of backend {backend.name}")
+    records = [of_backend(await store.get(job), backend) for job in jobs]
     fetched = []
     async with backend.lifespan():
         for record in records:
-            ref = JobRef(record.id, record.backend_id or "", record.status, record.native_status)
-            try:
-                with trio.fail_after(backend.settings.call_deadline):
-                    update = await backend.finalise(ref)
-            except trio.TooSlowError:
-                raise GangamonError(
-                    f"job {record.id}: no output within {backend.settings.call_deadline:g} s"
-                ) from None
-            except GangamonError as e:
-                raise GangamonError(f"job {record.id}: {e}") from None
+            update = await call_on(record, backend, backend.finalise, late="no output")
             completed = False
             if record.status == Status.FAILED and update.status == Status.COMPLETED:
                 journal = await store.journal(job=record.id)

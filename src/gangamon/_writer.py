@@ -26,6 +26,7 @@ import trio
 
 from ._astore import AsyncStore
 from ._backoff import backoff
+from ._control import move_from_stored
 from ._errors import GangamonError, StoreUnwritable
 from ._histogram import Histogram
 from ._outbox import Report
@@ -41,8 +42,6 @@ T = TypeVar("T")
 
 #: The longest wait between two tries at a store that refuses writes.
 MAX_WRITE_RETRY_DELAY = 60.0
-#: Tries at storing a kill against a status another process keeps changing.
-KILL_ATTEMPTS = 3
 
 
 class Command(Generic[T]):
@@ -276,22 +275,11 @@ class Writer:
 
     async def store_killed(self, job: int, status: Status) -> tuple[Status, Outcome]:
         """Store `job`, last known in `status`, as killed; (the status moved from, outcome).
-
         A stale move is tried again from the stored status; a job that ended meanwhile keeps
-        its end (UNCHANGED).
-        """
-        result = Outcome.STALE
-        for _ in range(KILL_ATTEMPTS):
-            [result] = await self.store.apply(
-                [Transition(job, status, Status.KILLED, reason="killed")]
-            )
-            if result is not Outcome.STALE:
-                break
-            status = (await self.store.get(job)).status
-            if status not in ACTIVE:
-                log.info("job %d ended %s before its kill took effect", job, status.value)
-                result = Outcome.UNCHANGED
-                break
+        its end (UNCHANGED)."""
+        status, result = await move_from_stored(self.store, job, status, Status.KILLED, "killed")
+        if result is Outcome.UNCHANGED and status != Status.KILLED:
+            log.info("job %d ended %s before its kill took effect", job, status.value)
         await self.publish()
         return status, result
 
